@@ -1,0 +1,245 @@
+"""The client fixtures' machinery: finding the app, checking it, running its lifespan.
+
+`noblock_client` is a plain (sync) fixture on purpose: an async fixture would have to be
+run by pytest-asyncio or by anyio, and each would take it onto its own loop. Instead the
+lifespan starts on the loop of whoever sends the first request (or, at the latest, just
+before the test body) and is shut down on that same loop after the test body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+from collections.abc import MutableMapping
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+
+from .origins import LIFESPAN, current_origin
+from .tracking import ASGIApp, Message, Receive, Scope, Send
+
+BASE_URL = "http://testserver"
+
+
+class AppError(pytest.UsageError):
+    """A problem with the app the user gave us; reported as one line, no traceback."""
+
+
+HOW_TO_SET_THE_APP = (
+    "tell pytest-noblock which app to test, either in pytest's config:\n"
+    "    [tool.pytest.ini_options]\n"
+    '    noblock_app = "myapp.main:app"\n'
+    "or with a fixture in conftest.py:\n"
+    "    @pytest.fixture\n"
+    "    def noblock_app():\n"
+    "        return app"
+)
+
+
+def load_app(spec: str) -> object:
+    """Import `module:attribute` from the `noblock_app` ini option."""
+    where = f"ini option noblock_app = {spec!r}"
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise AppError(f"noblock: {where} must look like 'package.module:attribute'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise AppError(
+            f"noblock: {where}: cannot import {module_name!r} ({type(exc).__name__}: {exc})"
+        ) from None
+    value: object = module
+    for part in attribute.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise AppError(f"noblock: {where}: {module_name!r} has no attribute {attribute!r}")
+    return value
+
+
+def check_asgi_app(app: object, where: str) -> ASGIApp:
+    """Refuse, by name, anything that cannot be called as `await app(scope, receive, send)`."""
+    described = f"{where} gave {_describe(app)}, which is not an ASGI app"
+    if app is None or isinstance(app, (str, bytes, ModuleType, type)) or not callable(app):
+        raise AppError(f"noblock: {described}: an ASGI app is called as app(scope, receive, send)")
+    try:
+        parameters = [
+            p
+            for p in inspect.signature(app).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        takes_varargs = any(
+            p.kind is p.VAR_POSITIONAL for p in inspect.signature(app).parameters.values()
+        )
+    except (TypeError, ValueError):
+        return app  # type: ignore[return-value]
+    if not takes_varargs and len(parameters) == 2:
+        raise AppError(
+            f"noblock: {described}: it takes two arguments, like a WSGI app "
+            "(Flask, Django); pytest-noblock needs an ASGI app (FastAPI, Starlette, ...)"
+        )
+    if not takes_varargs and len(parameters) != 3:
+        raise AppError(f"noblock: {described}: an ASGI app is called as app(scope, receive, send)")
+    return app  # type: ignore[return-value]
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "None"
+    kind = type(value)
+    return f"{value!r:.60} ({kind.__module__}.{kind.__qualname__})"
+
+
+class LifespanError(Exception):
+    """The app's lifespan startup or shutdown failed."""
+
+
+class Lifespan:
+    """Drives the ASGI lifespan protocol the way a server does, on the current loop."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self.state: dict[str, Any] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._startup_done: asyncio.Future[None] | None = None
+        self._shutdown_requested: asyncio.Event | None = None
+        self._shutdown_done: asyncio.Future[None] | None = None
+        self._received = 0
+        self.supported = True
+        self.closed = False
+
+    async def start(self) -> None:
+        if self.closed:
+            raise LifespanError(
+                "noblock_client was used after its test ended and the app's lifespan shut down"
+            )
+        if self._startup_done is None:
+            loop = asyncio.get_running_loop()
+            self._startup_done = loop.create_future()
+            self._shutdown_done = loop.create_future()
+            self._shutdown_requested = asyncio.Event()
+            token = current_origin.set(LIFESPAN)
+            try:
+                self._task = loop.create_task(self._run(), name="pytest-noblock lifespan")
+            finally:
+                current_origin.reset(token)
+        await asyncio.shield(self._startup_done)
+
+    async def shutdown(self) -> None:
+        self.closed = True
+        task = self._task
+        if task is None or self._shutdown_requested is None or self._shutdown_done is None:
+            return
+        if self.supported and not task.done():
+            self._shutdown_requested.set()
+            await asyncio.shield(self._shutdown_done)
+        await task
+
+    def abandon(self) -> None:
+        """Last resort when the test never reached its end on the app's loop."""
+        self.closed = True
+        if self._task is not None and not self._task.done():
+            loop = self._task.get_loop()
+            if not loop.is_closed():
+                self._task.cancel()
+
+    async def _run(self) -> None:
+        assert self._startup_done is not None and self._shutdown_done is not None
+        scope: Scope = {
+            "type": "lifespan",
+            "asgi": {"version": "3.0", "spec_version": "2.0"},
+            "state": self.state,
+        }
+        try:
+            await self._app(scope, self._receive, self._send)
+        except Exception as exc:
+            if self._received == 0:
+                # Like uvicorn: an app that raises before reading the first lifespan
+                # message does not speak the lifespan protocol.
+                self.supported = False
+                _resolve(self._startup_done)
+            else:
+                error = LifespanError(
+                    f"the app's lifespan failed: {type(exc).__name__}: {exc}"
+                )
+                _resolve(self._startup_done, error)
+                _resolve(self._shutdown_done, error)
+        finally:
+            if not self._startup_done.done():
+                self.supported = False
+                _resolve(self._startup_done)
+            _resolve(self._shutdown_done)
+
+    async def _receive(self) -> Message:
+        assert self._shutdown_requested is not None
+        self._received += 1
+        if self._received == 1:
+            return {"type": "lifespan.startup"}
+        await self._shutdown_requested.wait()
+        return {"type": "lifespan.shutdown"}
+
+    async def _send(self, message: Message) -> None:
+        assert self._startup_done is not None and self._shutdown_done is not None
+        kind = message.get("type")
+        if kind == "lifespan.startup.complete":
+            _resolve(self._startup_done)
+        elif kind == "lifespan.startup.failed":
+            _resolve(
+                self._startup_done,
+                LifespanError(f"the app's lifespan startup failed: {message.get('message', '')}"),
+            )
+        elif kind == "lifespan.shutdown.complete":
+            _resolve(self._shutdown_done)
+        elif kind == "lifespan.shutdown.failed":
+            _resolve(
+                self._shutdown_done,
+                LifespanError(f"the app's lifespan shutdown failed: {message.get('message', '')}"),
+            )
+
+
+def _resolve(future: asyncio.Future[None], error: BaseException | None = None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+class WithState:
+    """Hands each request a copy of the lifespan state, as Starlette's servers do."""
+
+    def __init__(self, app: ASGIApp, state: MutableMapping[str, Any]) -> None:
+        self.app = app
+        self._state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and self._state:
+            # In place: the router writes the endpoint into this same dict, which is
+            # where the report finds the handler's name.
+            scope["state"] = dict(self._state)
+        await self.app(scope, receive, send)
+
+
+class LifespanTransport(httpx.AsyncBaseTransport):
+    """`httpx.ASGITransport` with the app's lifespan started before the first request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.lifespan = Lifespan(app)
+        self._inner = httpx.ASGITransport(app=WithState(app, self.lifespan.state))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await self.lifespan.start()
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.lifespan.shutdown()
+        await self._inner.aclose()
+
+
+def make_client(app: ASGIApp) -> tuple[httpx.AsyncClient, LifespanTransport]:
+    transport = LifespanTransport(app)
+    return httpx.AsyncClient(transport=transport, base_url=BASE_URL), transport

@@ -1,0 +1,103 @@
+"""What to use instead: advice for the blocking calls people actually make.
+
+The table follows the libraries in the articles this project grew from (requests,
+boto3, open(), psycopg2, PyMySQL/mysqlclient) plus the other usual suspects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+DEF_ENDPOINT = "or make the endpoint a plain `def`: FastAPI runs those in its thread pool"
+
+# (prefixes of a callee or library module, what it is, what to use instead), first match wins.
+_RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (
+        ("requests", "urllib3", "http.client", "urllib.request", "httpx._client.Client"),
+        "a blocking HTTP call",
+        "use `httpx.AsyncClient` (`await client.get(...)`), "
+        "or `await run_in_threadpool(requests.get, ...)`",
+    ),
+    (
+        ("time.sleep",),
+        "`time.sleep` stops the whole loop",
+        "use `await asyncio.sleep(...)` (or `await anyio.sleep(...)`)",
+    ),
+    (
+        ("boto3", "botocore", "s3transfer"),
+        "a blocking AWS call",
+        "use aioboto3, or `await anyio.to_thread.run_sync(...)` around the boto3 call",
+    ),
+    (
+        ("sqlite3",),
+        "a blocking SQLite call",
+        "use aiosqlite, or `await anyio.to_thread.run_sync(...)`",
+    ),
+    (
+        ("psycopg2", "psycopg.connection", "psycopg.cursor"),
+        "a blocking PostgreSQL call",
+        "use psycopg's async connection (`await psycopg.AsyncConnection.connect(...)`) or asyncpg",
+    ),
+    (
+        ("pymysql", "MySQLdb"),
+        "a blocking MySQL call",
+        "use aiomysql or asyncmy",
+    ),
+    (
+        ("subprocess", "os.system", "os.popen", "os.wait"),
+        "a blocking subprocess call",
+        "use `await asyncio.create_subprocess_exec(...)` (or `anyio.run_process`)",
+    ),
+    (
+        ("io.open", "builtins.open", "_io.", "io.", "pathlib", "shutil", "os.", "posix.", "glob"),
+        "blocking file I/O",
+        "use `anyio.Path` or aiofiles, or `await anyio.to_thread.run_sync(...)`",
+    ),
+    (
+        ("socket", "ssl", "select", "selectors"),
+        "a blocking socket call",
+        "use asyncio streams (`await asyncio.open_connection(...)`) or an async client library",
+    ),
+    (
+        ("threading", "_thread", "queue", "concurrent.futures", "multiprocessing"),
+        "a blocking wait on a lock, event or queue",
+        "use `asyncio.Lock`/`Event`/`Queue` (or anyio's), "
+        "or `await anyio.to_thread.run_sync(...)` around the wait",
+    ),
+    (
+        ("json", "zlib", "gzip", "bz2", "lzma", "re", "hashlib", "pickle", "_json", "_pickle"),
+        "heavy CPU work in a C library",
+        "move it off the loop: `await anyio.to_thread.run_sync(...)`, or a process pool for big jobs",
+    ),
+)
+
+_CPU = (
+    "CPU work on the loop",
+    "move it off the loop: `await anyio.to_thread.run_sync(...)`, or a process pool for big jobs",
+)
+_UNKNOWN = (
+    "a blocking call",
+    "await an async equivalent, or run it with `await anyio.to_thread.run_sync(...)`",
+)
+
+
+def _matches(name: str, prefix: str) -> bool:
+    if prefix.endswith((".", "_")):
+        return name.startswith(prefix)
+    return name == prefix or name.startswith(prefix + ".")
+
+
+@dataclass(frozen=True)
+class Hint:
+    what: str
+    instead: str
+
+
+def hint_for(callee: str | None, library_modules: Sequence[str], cpu_bound: bool) -> Hint:
+    """What the blocking call is, and what to use instead."""
+    candidates = [*library_modules, *([callee] if callee else [])]
+    for prefixes, what, instead in _RULES:
+        if any(_matches(name, prefix) for name in candidates for prefix in prefixes):
+            return Hint(what, instead)
+    return Hint(*(_CPU if cpu_bound else _UNKNOWN))

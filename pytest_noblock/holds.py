@@ -1,0 +1,121 @@
+"""From raw segments and stack samples to holds: who held the loop, where, how long."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .hints import Hint, hint_for
+from .origins import Origin, Request
+from .stacks import CallSite, FrameRecord, Stack, library_modules, locate_call
+from .steps import Segment
+
+_TRACKING_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tracking.py")
+_STEPS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "steps.py")
+
+# A hold whose thread spent at least this share of it on a CPU was computing, not waiting.
+CPU_BOUND_SHARE = 0.7
+
+
+@dataclass(frozen=True)
+class Hold:
+    origin: Origin | None
+    held_s: float
+    wall_s: float
+    waiting_s: float
+    cpu_bound: bool | None
+    call_site: CallSite | None
+    landed: FrameRecord | None
+    app_frames: tuple[FrameRecord, ...]
+    full_stack: Stack
+    hint: Hint | None
+    in_spawned_task: bool
+
+    @property
+    def blamed_on_app(self) -> bool:
+        return self.origin is not None and self.origin.blamed
+
+    @property
+    def request(self) -> Request | None:
+        return self.origin if isinstance(self.origin, Request) else None
+
+
+def attach_dumps(segments: Sequence[Segment], dumps: Sequence[tuple[float, Stack]]) -> None:
+    """Give C-level dumps to the segment that was running when they fired."""
+    for fired_at, stack in dumps:
+        for segment in segments:
+            if segment.start <= fired_at <= segment.end:
+                segment.samples.append(stack)
+                break
+
+
+def find_holds(segments: Sequence[Segment], budget_s: float) -> list[Hold]:
+    holds = [_analyse(segment) for segment in segments if segment.held_s > budget_s]
+    holds.sort(key=lambda hold: hold.held_s, reverse=True)
+    return holds
+
+
+def _analyse(segment: Segment) -> Hold:
+    stack, spawned = _representative(segment.samples)
+    app_frames = tuple(frame for frame in stack if not frame.is_library and not frame.is_plugin)
+    call_site = None
+    landed = None
+    hint = None
+    cpu_s = segment.cpu_s
+    held = segment.held_s
+    cpu_bound = None if cpu_s is None or held <= 0 else cpu_s / held >= CPU_BOUND_SHARE
+    if stack:
+        site_index = _site_index(stack)
+        deeper = stack[site_index + 1 :]
+        call_site = locate_call(stack[site_index], deeper[0] if deeper else None)
+        if deeper and not deeper[-1].is_plugin:
+            landed = deeper[-1]
+        hint = hint_for(call_site.callee, library_modules(deeper), bool(cpu_bound))
+    return Hold(
+        origin=segment.origin,
+        held_s=held,
+        wall_s=segment.wall_s,
+        waiting_s=segment.waiting_s,
+        cpu_bound=cpu_bound,
+        call_site=call_site,
+        landed=landed,
+        app_frames=app_frames,
+        full_stack=stack,
+        hint=hint,
+        in_spawned_task=spawned,
+    )
+
+
+def _site_index(stack: Stack) -> int:
+    """The deepest frame of the app's own code, or the deepest frame if there is none."""
+    for index in range(len(stack) - 1, -1, -1):
+        if not stack[index].is_library and not stack[index].is_plugin:
+            return index
+    return len(stack) - 1
+
+
+def _representative(samples: Sequence[Stack]) -> tuple[Stack, bool]:
+    """The part of the most common stack that belongs to the owner of the segment."""
+    sliced = [_own_part(sample) for sample in samples]
+    sliced = [(part, spawned) for part, spawned in sliced if part]
+    if not sliced:
+        return (), False
+    sites = Counter(_site_key(part) for part, _ in sliced)
+    most_common = sites.most_common(1)[0][0]
+    return next((part, spawned) for part, spawned in sliced if _site_key(part) == most_common)
+
+
+def _site_key(stack: Stack) -> tuple[str, int]:
+    frame = stack[_site_index(stack)]
+    return frame.filename, frame.lineno
+
+
+def _own_part(stack: Stack) -> tuple[Stack, bool]:
+    """Cut away the test, pytest and the loop: keep what runs inside the request or task."""
+    for marker in (_TRACKING_FILE, _STEPS_FILE):
+        for index in range(len(stack) - 1, -1, -1):
+            if stack[index].filename == marker:
+                return stack[index + 1 :], marker == _STEPS_FILE
+    return stack, True

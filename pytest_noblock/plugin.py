@@ -1,0 +1,221 @@
+"""pytest-noblock's hooks and fixtures: thin wiring around the modules that do the work."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Generator, Iterator
+
+import httpx
+import pytest
+
+from . import steps, tracking
+from .client import HOW_TO_SET_THE_APP, AppError, LifespanTransport, check_asgi_app, load_app
+from .client import make_client as _make_client
+from .report import failure_text, note_for
+from .settings import MARKER, MARKER_HELP, Settings, add_options, default_settings, settings_for
+from .threadtime import now
+from .watch import Findings, LoopWatch, wrap_test
+from .watchdog import PytestTimeout
+
+_settings_key = pytest.StashKey[Settings]()
+_defaults_key = pytest.StashKey[Settings]()
+_transports_key = pytest.StashKey[list[LifespanTransport]]()
+_protocol_start_key = pytest.StashKey[float]()
+_section_key = pytest.StashKey[str]()
+_notes_key = pytest.StashKey[list[str]]()
+
+NOTES_SECTION = "noblock notes"
+FAILURE_SECTION = "noblock: the event loop was held"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    config.stash[_defaults_key] = default_settings(config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    defaults = config.stash[_defaults_key]
+    checked_app = False
+    for item in items:
+        settings = settings_for(item, defaults)
+        if settings is not None:
+            item.stash[_settings_key] = settings
+        if not checked_app and _uses_default_app(item):
+            _check_app_setting(config, item)
+            checked_app = True
+
+
+def _uses_default_app(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.get("noblock_app") if info is not None else None
+    if not definitions:
+        return False
+    return getattr(definitions[-1].func, "__module__", None) == __name__
+
+
+def _check_app_setting(config: pytest.Config, item: pytest.Item) -> None:
+    spec = config.getini("noblock_app")
+    if not spec:
+        raise pytest.UsageError(
+            f"noblock: {item.nodeid} uses noblock_client, but no app is set: " + HOW_TO_SET_THE_APP
+        )
+    check_asgi_app(load_app(spec), f"ini option noblock_app = {spec!r}")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    item.stash[_protocol_start_key] = now()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    settings = item.stash.get(_settings_key, None)
+    transports = item.stash.get(_transports_key, [])
+    test = getattr(item, "obj", None)
+    if (settings is None and not transports) or not isinstance(item, pytest.Function):
+        return (yield)
+    if not inspect.iscoroutinefunction(test):
+        if settings is not None:
+            _add_note(item, "nothing was watched: this test is not `async def`, so no event loop ran in it")
+        return (yield)
+    if not _runs_async(item):
+        pytest.fail(
+            f"noblock: {item.name} is `async def` but no async plugin runs it, so nothing would "
+            "be run or watched: mark it @pytest.mark.asyncio (pytest-asyncio, or set "
+            "asyncio_mode = auto) or @pytest.mark.anyio",
+            pytrace=False,
+        )
+    watch = LoopWatch(settings, _pytest_timeout(item)) if settings is not None else None
+    item.obj = wrap_test(test, watch, transports)
+    steps.install()
+    tracking.install()
+    try:
+        outcome = yield
+    except BaseException:
+        _finish(item, watch, test)
+        if watch is not None and watch.started:
+            _record(item, watch.findings(), failed_already=True)
+        raise
+    _finish(item, watch, test)
+    if watch is not None:
+        if not watch.started:
+            _add_note(item, "nothing was watched: the test body did not start on an event loop")
+        else:
+            text = _record(item, watch.findings(), failed_already=False)
+            if text is not None:
+                pytest.fail(text, pytrace=False)
+    return outcome
+
+
+def _finish(item: pytest.Function, watch: LoopWatch | None, test: object) -> None:
+    item.obj = test
+    if watch is not None:
+        watch.stop()
+    steps.uninstall()
+    tracking.uninstall()
+
+
+def _record(item: pytest.Item, findings: Findings, *, failed_already: bool) -> str | None:
+    """Notes go to the report; returns the failure text when the app held the loop."""
+    settings = item.stash[_settings_key]
+    rootdir = str(item.config.rootpath)
+    for hold in findings.noted:
+        _add_note(item, note_for(hold, settings.budget_s, rootdir))
+    if findings.dropped:
+        _add_note(item, f"{findings.dropped} more long steps were not analysed (limit reached)")
+    if not findings.failing:
+        return None
+    text = failure_text(
+        findings.failing, settings.budget_s, rootdir, item.config.get_verbosity()
+    )
+    if failed_already:
+        item.stash[_section_key] = text
+    return text
+
+
+def _add_note(item: pytest.Item, note: str) -> None:
+    item.stash.setdefault(_notes_key, []).append(note)
+
+
+def _runs_async(item: pytest.Function) -> bool:
+    if "anyio_backend" in item.funcargs:
+        return True
+    if any(cls.__module__.startswith("pytest_asyncio") for cls in type(item).__mro__):
+        return True
+    plugins = item.config.pluginmanager
+    # Other async runners we do not know the inside of: trust them to run the test.
+    return any(plugins.hasplugin(name) for name in ("trio", "pytest_trio", "twisted", "tornasync"))
+
+
+def _pytest_timeout(item: pytest.Item) -> PytestTimeout | None:
+    """pytest's faulthandler_timeout, which the watchdog must keep alive."""
+    if not item.config.pluginmanager.hasplugin("faulthandler"):
+        return None
+    try:
+        from _pytest import faulthandler as pytest_faulthandler
+
+        timeout = pytest_faulthandler.get_timeout_config_value(item.config)
+        fd = item.config.stash[pytest_faulthandler.fault_handler_stderr_fd_key]
+        exit_on_timeout = getattr(
+            pytest_faulthandler, "get_exit_on_timeout_config_value", lambda config: False
+        )(item.config)
+    except (ImportError, AttributeError, KeyError):
+        return None
+    if timeout <= 0:
+        return None
+    start = item.stash.get(_protocol_start_key, now())
+    return PytestTimeout(deadline=start + timeout, fd=fd, exit=bool(exit_on_timeout))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if call.excinfo is not None and isinstance(call.excinfo.value, AppError):
+        report.longrepr = str(call.excinfo.value)
+    if call.when == "call":
+        section = item.stash.get(_section_key, None)
+        if section is not None:
+            report.sections.append((FAILURE_SECTION, section))
+        notes = item.stash.get(_notes_key, [])
+        if notes:
+            report.sections.append((NOTES_SECTION, "\n".join(notes)))
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    lines = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for title, content in getattr(report, "sections", ()):
+                if title == NOTES_SECTION and getattr(report, "when", None) == "call":
+                    lines.extend(f"{report.nodeid}: {note}" for note in content.splitlines())
+    if lines:
+        terminalreporter.write_sep("=", NOTES_SECTION)
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def noblock_app(request: pytest.FixtureRequest) -> object:
+    """The ASGI app under test: override this fixture, or set the ini option noblock_app."""
+    spec = request.config.getini("noblock_app")
+    if not spec:
+        raise AppError("noblock: no app is set: " + HOW_TO_SET_THE_APP)
+    return load_app(spec)
+
+
+@pytest.fixture
+def noblock_client(noblock_app: object, request: pytest.FixtureRequest) -> Iterator[httpx.AsyncClient]:
+    """An `httpx.AsyncClient` on the app (base URL http://testserver), lifespan included."""
+    app = check_asgi_app(noblock_app, "the noblock_app fixture")
+    client, transport = _make_client(app)
+    request.node.stash.setdefault(_transports_key, []).append(transport)
+    yield client
+    transport.lifespan.abandon()

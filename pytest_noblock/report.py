@@ -1,0 +1,109 @@
+"""Writing reports: what a tired user reads when a test fails on a hold.
+
+Only code, names, paths and line numbers are printed, never a variable's value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .hints import DEF_ENDPOINT
+from .holds import Hold
+from .stacks import FrameRecord, display_path
+
+SHOWN_HOLDS = 3
+SHOWN_APP_FRAMES = 6
+
+
+def milliseconds(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def _where(frame: FrameRecord, rootdir: str) -> str:
+    return f"{display_path(frame.filename, rootdir)}:{frame.lineno} in {frame.function}"
+
+
+def headline(hold: Hold, budget_s: float, rootdir: str) -> str:
+    who = hold.origin.describe() if hold.origin is not None else "code outside the test"
+    line = f"{who} held the event loop for {milliseconds(hold.held_s)}"
+    if hold.call_site is not None:
+        site = hold.call_site
+        line += f" at {display_path(site.filename, rootdir)}:{site.lineno}"
+    return f"{line} (budget {milliseconds(budget_s)})"
+
+
+def describe_hold(
+    hold: Hold, budget_s: float, rootdir: str, verbosity: int, *, with_headline: bool = True
+) -> list[str]:
+    label_width = 10
+    lines = [headline(hold, budget_s, rootdir)] if with_headline else []
+
+    def field(label: str, text: str) -> None:
+        lines.append(f"  {label:<{label_width}}{text}")
+
+    request = hold.request
+    if request is not None:
+        handler = request.handler or "(not routed to an endpoint)"
+        if hold.in_spawned_task:
+            handler += "  (in a task the request started)"
+        field("handler", handler)
+    site = hold.call_site
+    if site is None:
+        field("call", "not caught: the hold ended before the watchdog could look")
+    else:
+        field("call", f"{display_path(site.filename, rootdir)}:{site.lineno} in {site.function}")
+        indent = " " * (2 + label_width + 4)
+        lines.append(indent + site.source)
+        underline = site.underline()
+        if underline:
+            lines.append(indent + underline)
+    if hold.landed is not None:
+        field("landed in", _where(hold.landed, rootdir))
+    frames: Sequence[FrameRecord] = hold.full_stack if verbosity >= 2 else hold.app_frames
+    if len(frames) > 1 or verbosity >= 2:
+        shown = frames if verbosity >= 2 else frames[-SHOWN_APP_FRAMES:]
+        label = "stack" if verbosity >= 2 else "app stack"
+        for index, frame in enumerate(shown):
+            field(label if index == 0 else "", _where(frame, rootdir))
+    if hold.waiting_s >= 0.001:
+        field("timing", f"{milliseconds(hold.wall_s)} wall, minus "
+              f"{milliseconds(hold.waiting_s)} waiting for a CPU (not counted)")
+    if hold.hint:
+        field("why", hold.hint.what)
+        field("instead", hold.hint.instead)
+        field("", DEF_ENDPOINT)
+    return lines
+
+
+def failure_text(
+    holds: Sequence[Hold], budget_s: float, rootdir: str, verbosity: int
+) -> str:
+    """The failure message: its first line is what pytest's short summary shows."""
+    worst = holds[0]
+    if len(holds) == 1:
+        first = f"noblock: {headline(worst, budget_s, rootdir)}"
+    else:
+        first = (
+            f"noblock: {len(holds)} holds of the event loop over the "
+            f"{milliseconds(budget_s)} budget; worst: {headline(worst, budget_s, rootdir)}"
+        )
+    shown = holds if verbosity >= 2 else holds[:SHOWN_HOLDS]
+    lines = [first]
+    for hold in shown:
+        if len(holds) > 1:
+            lines.append("")
+        lines.extend(
+            describe_hold(hold, budget_s, rootdir, verbosity, with_headline=len(holds) > 1)
+        )
+    if len(holds) > len(shown):
+        lines.append("")
+        lines.append(f"... and {len(holds) - len(shown)} more holds (-vv shows them all)")
+    return "\n".join(lines)
+
+
+def note_for(hold: Hold, budget_s: float, rootdir: str) -> str:
+    """A hold that is not the app's fault: told, not failed."""
+    return (
+        f"{headline(hold, budget_s, rootdir)}; not counted against the app "
+        "(count it with @pytest.mark.noblock(count_test_code=True))"
+    )

@@ -1,0 +1,103 @@
+"""The options, where they come from, and the one-line errors for bad values."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytest
+
+DEFAULT_BUDGET_MS = 50.0
+MARKER = "noblock"
+MARKER_HELP = (
+    "noblock(budget_ms=None, *, count_test_code=False): fail the test when code serving a "
+    "request holds the event loop longer than budget_ms (default: ini noblock_budget_ms, 50)."
+)
+_MARKER_KEYWORDS = ("budget_ms", "count_test_code")
+
+
+@dataclass(frozen=True)
+class Settings:
+    budget_ms: float
+    count_test_code: bool
+
+    @property
+    def budget_s(self) -> float:
+        return self.budget_ms / 1000
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("noblock", "event loop blocking checks (pytest-noblock)")
+    group.addoption(
+        "--noblock-budget-ms",
+        dest="noblock_budget_ms",
+        default=None,
+        metavar="MS",
+        help="how long code serving a request may hold the event loop (overrides the ini).",
+    )
+    parser.addini(
+        "noblock_budget_ms",
+        help="default budget for @pytest.mark.noblock in milliseconds (50).",
+        default=str(DEFAULT_BUDGET_MS),
+    )
+    parser.addini(
+        "noblock_app",
+        help='the ASGI app for noblock_client, as "module:attribute" (or override noblock_app).',
+        default="",
+    )
+    parser.addini(
+        "noblock_count_test_code",
+        help="also fail when the test's own code holds the loop (default: only a note).",
+        type="bool",
+        default=False,
+    )
+
+
+def parse_budget(value: object, where: str) -> float:
+    """A positive, finite number of milliseconds, or a UsageError naming `where`."""
+    budget: float | None = None
+    if not isinstance(value, bool):
+        try:
+            budget = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            budget = None
+    if budget is None or not math.isfinite(budget) or budget <= 0:
+        raise pytest.UsageError(
+            f"noblock: {where} must be a positive number of milliseconds, got {value!r}"
+        )
+    return budget
+
+
+def default_settings(config: pytest.Config) -> Settings:
+    cli = config.getoption("noblock_budget_ms")
+    if cli is not None:
+        budget = parse_budget(cli, "--noblock-budget-ms")
+    else:
+        budget = parse_budget(config.getini("noblock_budget_ms"), "ini option noblock_budget_ms")
+    return Settings(budget_ms=budget, count_test_code=bool(config.getini("noblock_count_test_code")))
+
+
+def settings_for(item: pytest.Item, defaults: Settings) -> Settings | None:
+    """The settings of a marked test, or None when it is not marked."""
+    marker = item.get_closest_marker(MARKER)
+    if marker is None:
+        return None
+    where = f"{item.nodeid}: @pytest.mark.noblock"
+    unknown = sorted(set(marker.kwargs) - set(_MARKER_KEYWORDS))
+    if unknown:
+        raise pytest.UsageError(
+            f"noblock: {where} got unknown option(s) {', '.join(unknown)}; "
+            f"it takes {', '.join(_MARKER_KEYWORDS)}"
+        )
+    if len(marker.args) > 1 or (marker.args and "budget_ms" in marker.kwargs):
+        raise pytest.UsageError(f"noblock: {where} takes one positional value, budget_ms")
+    budget = defaults.budget_ms
+    raw = marker.args[0] if marker.args else marker.kwargs.get("budget_ms")
+    if raw is not None:
+        budget = parse_budget(raw, f"{where}(budget_ms=...)")
+    count_test_code = marker.kwargs.get("count_test_code", defaults.count_test_code)
+    if not isinstance(count_test_code, bool):
+        raise pytest.UsageError(
+            f"noblock: {where}(count_test_code=...) must be True or False, got {count_test_code!r}"
+        )
+    return Settings(budget_ms=budget, count_test_code=count_test_code)

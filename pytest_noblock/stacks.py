@@ -1,0 +1,353 @@
+"""Reading stacks: turn live frames and faulthandler dumps into plain records.
+
+A record keeps the code object and the instruction offset, never the frame: a frame
+holds the local variables, and those may be secrets that must never reach a report.
+"""
+
+from __future__ import annotations
+
+import ast
+import linecache
+import os
+import re
+import site
+import sys
+import sysconfig
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import islice
+from types import CodeType, FrameType, ModuleType
+
+_PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    filename: str
+    lineno: int
+    function: str
+    module: str | None = None
+    code: CodeType | None = None
+    lasti: int = -1
+    # Qualified type names of the locals, for the deepest app frame only: enough to
+    # tell that `conn.execute(...)` is `sqlite3.Connection.execute`, never the values.
+    local_types: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_library(self) -> bool:
+        return is_library_file(self.filename)
+
+    @property
+    def is_plugin(self) -> bool:
+        return self.filename.startswith(_PLUGIN_DIR + os.sep)
+
+
+Stack = tuple[FrameRecord, ...]
+"""Outermost frame first."""
+
+
+def capture(frame: FrameType | None) -> Stack:
+    records: list[FrameRecord] = []
+    while frame is not None:
+        code = frame.f_code
+        records.append(
+            FrameRecord(
+                filename=code.co_filename,
+                lineno=frame.f_lineno or code.co_firstlineno,
+                function=_function_name(code),
+                module=frame.f_globals.get("__name__"),
+                code=code,
+                lasti=frame.f_lasti,
+            )
+        )
+        frame = frame.f_back
+    records.reverse()
+    return tuple(records)
+
+
+def capture_with_local_types(frame: FrameType | None) -> Stack:
+    """Like `capture`, plus the types of the locals of the deepest app frame."""
+    stack = capture(frame)
+    deepest = _deepest_app_index(stack)
+    if deepest is None or frame is None:
+        return stack
+    app_frame: FrameType | None = frame
+    for _ in range(len(stack) - 1 - deepest):
+        app_frame = app_frame.f_back if app_frame is not None else None
+    if app_frame is None:
+        return stack
+    types = tuple(
+        (name, _qualified_name(type(value)))
+        for name, value in list(app_frame.f_locals.items())[:64]
+        if not isinstance(value, ModuleType)
+    )
+    record = stack[deepest]
+    patched = FrameRecord(
+        record.filename,
+        record.lineno,
+        record.function,
+        record.module,
+        record.code,
+        record.lasti,
+        types,
+    )
+    return (*stack[:deepest], patched, *stack[deepest + 1 :])
+
+
+def _deepest_app_index(stack: Stack) -> int | None:
+    for index in range(len(stack) - 1, -1, -1):
+        record = stack[index]
+        if not record.is_library and not record.is_plugin:
+            return index
+    return None
+
+
+def _function_name(code: CodeType) -> str:
+    return getattr(code, "co_qualname", code.co_name)
+
+
+_THREAD_HEADER = re.compile(r"^(?:Current thread|Thread) (0x[0-9a-fA-F]+)")
+_FRAME_LINE = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+) in (?P<func>.*)$')
+
+
+def parse_faulthandler_dump(text: str) -> dict[int, Stack]:
+    """Split a faulthandler dump into one stack per thread, outermost frame first."""
+    stacks: dict[int, list[FrameRecord]] = {}
+    current: list[FrameRecord] | None = None
+    for line in text.splitlines():
+        header = _THREAD_HEADER.match(line)
+        if header:
+            current = stacks.setdefault(int(header.group(1), 16), [])
+            continue
+        frame = _FRAME_LINE.match(line)
+        if frame and current is not None:
+            current.append(
+                FrameRecord(frame.group("file"), int(frame.group("line")), frame.group("func"))
+            )
+    # faulthandler prints the most recent call first.
+    return {ident: tuple(reversed(frames)) for ident, frames in stacks.items()}
+
+
+@lru_cache(maxsize=1)
+def _library_roots() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    roots.update(getattr(site, "getsitepackages", list)())
+    user_site = getattr(site, "getusersitepackages", lambda: None)()
+    if isinstance(user_site, str):
+        roots.add(user_site)
+    return tuple(sorted({os.path.abspath(root) + os.sep for root in roots}))
+
+
+@lru_cache(maxsize=4096)
+def is_library_file(filename: str) -> bool:
+    """Standard library, installed packages and interpreter internals: not the app."""
+    if filename.startswith("<"):
+        return True
+    return os.path.abspath(filename).startswith(_library_roots())
+
+
+@lru_cache(maxsize=4096)
+def display_path(filename: str, rootdir: str) -> str:
+    """Rootdir-relative for the project's files, import-path-relative for libraries."""
+    absolute = os.path.abspath(filename)
+    root = rootdir.rstrip(os.sep) + os.sep
+    if absolute.startswith(root) and not is_library_file(absolute):
+        return absolute[len(root) :]
+    best = ""
+    for entry in sys.path:
+        entry = os.path.abspath(entry or ".") + os.sep
+        if absolute.startswith(entry) and len(entry) > len(best):
+            best = entry
+    return absolute[len(best) :] if best else absolute
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """One line of code, and where on it the call that blocked stands."""
+
+    filename: str
+    lineno: int
+    function: str
+    source: str
+    indent: int = 0
+    start_col: int | None = None
+    end_col: int | None = None
+    callee: str | None = None
+
+    def underline(self) -> str | None:
+        if self.start_col is None or self.end_col is None:
+            return None
+        start = max(self.start_col - self.indent, 0)
+        end = max(min(self.end_col - self.indent, len(self.source)), start + 1)
+        return " " * start + "^" * (end - start)
+
+
+def locate_call(record: FrameRecord, deeper: FrameRecord | None = None) -> CallSite:
+    """Find the call expression a frame was executing, and what it called."""
+    raw = linecache.getline(record.filename, record.lineno).rstrip("\n")
+    columns = _columns_from_code(record)
+    expression: ast.Call | None = None
+    if columns is not None:
+        start, end = columns
+        expression = _parse_call(raw[start:end])
+    else:
+        calls = _calls_on_line(raw)
+        if calls:
+            expression = _pick_call(calls, deeper)
+            if expression.end_col_offset is not None:
+                columns = (expression.col_offset, expression.end_col_offset)
+    callee = None
+    if expression is not None:
+        callee = resolve_callee(_dotted_name(expression.func), record)
+    return CallSite(
+        filename=record.filename,
+        lineno=record.lineno,
+        function=record.function,
+        source=raw.strip(),
+        indent=len(raw) - len(raw.lstrip()),
+        start_col=columns[0] if columns else None,
+        end_col=columns[1] if columns else None,
+        callee=callee,
+    )
+
+
+def _columns_from_code(record: FrameRecord) -> tuple[int, int] | None:
+    if record.code is None or record.lasti < 0 or not hasattr(record.code, "co_positions"):
+        return None
+    positions = next(islice(record.code.co_positions(), record.lasti // 2, None), None)
+    if positions is None:
+        return None
+    lineno, end_lineno, col, end_col = positions
+    if lineno != record.lineno or col is None or end_col is None:
+        return None
+    if end_lineno != lineno:
+        end_col = len(linecache.getline(record.filename, record.lineno).rstrip("\n"))
+    return col, end_col
+
+
+def _parse_call(text: str) -> ast.Call | None:
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    return node if isinstance(node, ast.Call) else None
+
+
+def _calls_on_line(raw: str) -> list[ast.Call]:
+    """The call expressions on one source line, with columns relative to the line."""
+    stripped = raw.lstrip()
+    indent = len(raw) - len(stripped)
+    candidates = [stripped, stripped.rstrip(":") + ": pass", stripped + ")", stripped + "])"]
+    for candidate in candidates:
+        try:
+            tree = ast.parse(candidate)
+        except SyntaxError:
+            continue
+        calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+        for call in calls:
+            call.col_offset += indent
+            if call.end_col_offset is not None:
+                call.end_col_offset = min(call.end_col_offset + indent, len(raw))
+        return calls
+    return []
+
+
+def _pick_call(calls: Sequence[ast.Call], deeper: FrameRecord | None) -> ast.Call:
+    if deeper is not None:
+        for call in calls:
+            if _dotted_name(call.func).rsplit(".", 1)[-1] == deeper.function.rsplit(".", 1)[-1]:
+                return call
+    return calls[0]
+
+
+def _dotted_name(node: ast.expr) -> str:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    elif isinstance(node, ast.Call):
+        parts.append(_dotted_name(node.func) + "()")
+    else:
+        parts.append("?")
+    return ".".join(reversed(parts))
+
+
+def resolve_callee(dotted: str, record: FrameRecord) -> str:
+    """Turn `sleep` or `conn.execute` into `time.sleep` or `sqlite3.Connection.execute`.
+
+    Only module dictionaries and class dictionaries are read, so no property or
+    `__getattr__` of the app runs from the plugin's thread.
+    """
+    first, *rest = dotted.split(".")
+    namespace = _module_namespace(record)
+    value: object = namespace.get(first, _MISSING) if namespace is not None else _MISSING
+    if value is _MISSING:
+        value = vars(_builtins()).get(first, _MISSING)
+    if value is _MISSING:
+        type_name = dict(record.local_types).get(first)
+        return ".".join([type_name, *rest]) if type_name else dotted
+    for attribute in rest:
+        if isinstance(value, ModuleType):
+            value = vars(value).get(attribute, _MISSING)
+        elif isinstance(value, type):
+            value = next(
+                (vars(cls)[attribute] for cls in value.__mro__ if attribute in vars(cls)),
+                _MISSING,
+            )
+        else:
+            value = _MISSING
+        if value is _MISSING:
+            return dotted
+    return _qualified_name(value)
+
+
+_MISSING = object()
+
+
+def _builtins() -> ModuleType:
+    import builtins
+
+    return builtins
+
+
+def _module_namespace(record: FrameRecord) -> dict[str, object] | None:
+    module = sys.modules.get(record.module) if record.module else _module_for_file(record.filename)
+    return vars(module) if module is not None else None
+
+
+def _module_for_file(filename: str) -> ModuleType | None:
+    target = os.path.abspath(filename)
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and os.path.abspath(path) == target:
+            return module
+    return None
+
+
+def _qualified_name(value: object) -> str:
+    if isinstance(value, ModuleType):
+        return value.__name__
+    target = value if callable(value) else type(value)
+    module = getattr(target, "__module__", None) or getattr(
+        getattr(target, "__objclass__", None), "__module__", None
+    )
+    qualname = getattr(target, "__qualname__", None) or getattr(target, "__name__", "?")
+    return f"{module}.{qualname}" if module else str(qualname)
+
+
+def library_modules(records: Iterable[FrameRecord]) -> list[str]:
+    """Dotted module names for library frames, best effort from their file paths."""
+    names = []
+    for record in records:
+        if record.module:
+            names.append(record.module)
+            continue
+        path = display_path(record.filename, "/")
+        if path.endswith(".py"):
+            path = path[:-3]
+        names.append(path.replace(os.sep, ".").removesuffix(".__init__"))
+    return names

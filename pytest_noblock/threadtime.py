@@ -1,0 +1,82 @@
+"""How long a thread really ran, and how long it sat waiting for a CPU.
+
+A step that took 40 ms of wall time is not a hold if the machine took the CPU away
+for 35 of them: the app did nothing wrong, the CI runner was busy. Linux counts both
+figures per thread in /proc/<pid>/task/<tid>/schedstat (time on CPU, time runnable
+but waiting for one); elsewhere we fall back to the thread's CPU clock alone.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+
+# The clocks are looked up once and kept off module attributes: freezegun swaps the
+# `time` functions it finds in modules, and a frozen clock would blind the watchdog.
+_CLOCKS = (time.perf_counter, time.clock_gettime)
+
+
+def now() -> float:
+    return _CLOCKS[0]()
+
+
+@dataclass(frozen=True)
+class Usage:
+    at: float
+    cpu_s: float
+    waiting_s: float
+
+
+class ThreadUsage:
+    """Reads one thread's usage; safe to call from any thread."""
+
+    def __init__(self, thread_ident: int, native_id: int) -> None:
+        self._fd: int | None = None
+        self._cpu_clock: int | None = None
+        try:
+            self._fd = os.open(f"/proc/self/task/{native_id}/schedstat", os.O_RDONLY)
+        except OSError:
+            try:
+                self._cpu_clock = time.pthread_getcpuclockid(thread_ident)
+            except (AttributeError, OSError):
+                self._cpu_clock = None
+        self._history: deque[Usage] = deque(maxlen=32)
+
+    @property
+    def counts_waiting(self) -> bool:
+        return self._fd is not None
+
+    def read(self) -> Usage | None:
+        at = now()
+        if self._fd is not None:
+            try:
+                fields = os.pread(self._fd, 128, 0).split()
+                return Usage(at, int(fields[0]) / 1e9, int(fields[1]) / 1e9)
+            except (OSError, IndexError, ValueError):
+                return None
+        if self._cpu_clock is not None:
+            try:
+                return Usage(at, _CLOCKS[1](self._cpu_clock), 0.0)
+            except OSError:
+                return None
+        return None
+
+    def remember(self) -> None:
+        """Called by the watchdog on every tick, so a step's start has a reading before it."""
+        usage = self.read()
+        if usage is not None:
+            self._history.append(usage)
+
+    def before(self, moment: float) -> Usage | None:
+        history = list(self._history)
+        earlier = [usage for usage in history if usage.at <= moment]
+        if earlier:
+            return earlier[-1]
+        return history[0] if history else None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,107 @@
+"""Watching one test body: the step clock and the watchdog, started and stopped together."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import steps
+from .client import LifespanTransport
+from .holds import Hold, attach_dumps, find_holds
+from .origins import TEST_CODE, current_origin
+from .settings import Settings
+from .steps import StepClock
+from .threadtime import ThreadUsage
+from .watchdog import PytestTimeout, Watchdog
+
+
+@dataclass
+class Findings:
+    failing: list[Hold] = field(default_factory=list)
+    noted: list[Hold] = field(default_factory=list)
+    steps: int = 0
+    dropped: int = 0
+
+
+class LoopWatch:
+    """Times the loop a test body runs on; `start` is called on that loop's thread."""
+
+    def __init__(self, settings: Settings, pytest_timeout: PytestTimeout | None) -> None:
+        self.settings = settings
+        self._pytest_timeout = pytest_timeout
+        self._clock: StepClock | None = None
+        self._usage: ThreadUsage | None = None
+        self._watchdog: Watchdog | None = None
+        self._findings: Findings | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._clock is not None
+
+    def start(self) -> None:
+        ident = threading.get_ident()
+        self._usage = ThreadUsage(ident, threading.get_native_id())
+        self._clock = StepClock(ident, self._usage, keep_over_s=self.settings.budget_s)
+        steps.attach(self._clock, TEST_CODE)
+        self._watchdog = Watchdog(
+            self._clock, self._usage, self.settings.budget_s, self._pytest_timeout
+        )
+        self._watchdog.start()
+
+    def stop(self) -> None:
+        """Idempotent, and safe from any thread: also the last line of clean-up."""
+        if self._clock is not None:
+            steps.detach(self._clock)
+        if self._watchdog is not None:
+            self._watchdog.stop()
+        if self._usage is not None:
+            self._usage.close()
+        if self._findings is None and self._clock is not None and self._watchdog is not None:
+            self._findings = self._judge(self._clock, self._watchdog)
+
+    def findings(self) -> Findings:
+        self.stop()
+        return self._findings or Findings()
+
+    def _judge(self, clock: StepClock, watchdog: Watchdog) -> Findings:
+        attach_dumps(clock.kept, watchdog.dumps)
+        holds = find_holds(clock.kept, self.settings.budget_s)
+        findings = Findings(steps=clock.steps, dropped=clock.dropped)
+        for hold in holds:
+            if hold.blamed_on_app or self.settings.count_test_code:
+                findings.failing.append(hold)
+            else:
+                findings.noted.append(hold)
+        return findings
+
+
+TestFunction = Callable[..., Awaitable[Any]]
+
+
+def wrap_test(
+    test: TestFunction, watch: LoopWatch | None, transports: Sequence[LifespanTransport]
+) -> TestFunction:
+    """The test function as the async plugin will run it: on the test's own loop."""
+
+    @functools.wraps(test)
+    async def run_watched(*args: Any, **kwargs: Any) -> Any:
+        token = current_origin.set(TEST_CODE)
+        try:
+            for transport in transports:
+                await transport.lifespan.start()
+            if watch is not None:
+                watch.start()
+            try:
+                return await test(*args, **kwargs)
+            finally:
+                if watch is not None:
+                    watch.stop()
+        finally:
+            current_origin.reset(token)
+            for transport in transports:
+                await transport.aclose()
+
+    return run_watched
