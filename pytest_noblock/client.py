@@ -16,7 +16,6 @@ from types import ModuleType
 from typing import Any
 
 import httpx
-import pytest
 
 from .origins import LIFESPAN, current_origin
 from .tracking import ASGIApp, Message, Receive, Scope, Send
@@ -24,7 +23,7 @@ from .tracking import ASGIApp, Message, Receive, Scope, Send
 BASE_URL = "http://testserver"
 
 
-class AppError(pytest.UsageError):
+class AppError(Exception):
     """A problem with the app the user gave us; reported as one line, no traceback."""
 
 
@@ -56,7 +55,9 @@ def load_app(spec: str) -> object:
         try:
             value = getattr(value, part)
         except AttributeError:
-            raise AppError(f"noblock: {where}: {module_name!r} has no attribute {attribute!r}")
+            raise AppError(
+                f"noblock: {where}: {module_name!r} has no attribute {attribute!r}"
+            ) from None
     return value
 
 
@@ -75,7 +76,7 @@ def check_asgi_app(app: object, where: str) -> ASGIApp:
             p.kind is p.VAR_POSITIONAL for p in inspect.signature(app).parameters.values()
         )
     except (TypeError, ValueError):
-        return app  # type: ignore[return-value]
+        return app
     if not takes_varargs and len(parameters) == 2:
         raise AppError(
             f"noblock: {described}: it takes two arguments, like a WSGI app "
@@ -83,7 +84,7 @@ def check_asgi_app(app: object, where: str) -> ASGIApp:
         )
     if not takes_varargs and len(parameters) != 3:
         raise AppError(f"noblock: {described}: an ASGI app is called as app(scope, receive, send)")
-    return app  # type: ignore[return-value]
+    return app
 
 
 def _describe(value: object) -> str:
@@ -147,7 +148,8 @@ class Lifespan:
                 self._task.cancel()
 
     async def _run(self) -> None:
-        assert self._startup_done is not None and self._shutdown_done is not None
+        assert self._startup_done is not None
+        assert self._shutdown_done is not None
         scope: Scope = {
             "type": "lifespan",
             "asgi": {"version": "3.0", "spec_version": "2.0"},
@@ -162,9 +164,7 @@ class Lifespan:
                 self.supported = False
                 _resolve(self._startup_done)
             else:
-                error = LifespanError(
-                    f"the app's lifespan failed: {type(exc).__name__}: {exc}"
-                )
+                error = LifespanError(f"the app's lifespan failed: {type(exc).__name__}: {exc}")
                 _resolve(self._startup_done, error)
                 _resolve(self._shutdown_done, error)
         finally:
@@ -182,7 +182,8 @@ class Lifespan:
         return {"type": "lifespan.shutdown"}
 
     async def _send(self, message: Message) -> None:
-        assert self._startup_done is not None and self._shutdown_done is not None
+        assert self._startup_done is not None
+        assert self._shutdown_done is not None
         kind = message.get("type")
         if kind == "lifespan.startup.complete":
             _resolve(self._startup_done)

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 DEF_ENDPOINT = "or make the endpoint a plain `def`: FastAPI runs those in its thread pool"
 
+_OFF_THE_LOOP = (
+    "move it off the loop: `await anyio.to_thread.run_sync(...)`, or a process pool for big jobs"
+)
+
 # (prefixes of a callee or library module, what it is, what to use instead), first match wins.
 _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (
@@ -68,14 +72,11 @@ _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (
         ("json", "zlib", "gzip", "bz2", "lzma", "re", "hashlib", "pickle", "_json", "_pickle"),
         "heavy CPU work in a C library",
-        "move it off the loop: `await anyio.to_thread.run_sync(...)`, or a process pool for big jobs",
+        _OFF_THE_LOOP,
     ),
 )
 
-_CPU = (
-    "CPU work on the loop",
-    "move it off the loop: `await anyio.to_thread.run_sync(...)`, or a process pool for big jobs",
-)
+_CPU = ("CPU work on the loop", _OFF_THE_LOOP)
 _UNKNOWN = (
     "a blocking call",
     "await an async equivalent, or run it with `await anyio.to_thread.run_sync(...)`",

@@ -7,9 +7,9 @@ step clock can read the owner of each step from the handle's context for free.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 

@@ -12,7 +12,7 @@ from . import steps, tracking
 from .client import HOW_TO_SET_THE_APP, AppError, LifespanTransport, check_asgi_app, load_app
 from .client import make_client as _make_client
 from .report import failure_text, note_for
-from .settings import MARKER, MARKER_HELP, Settings, add_options, default_settings, settings_for
+from .settings import MARKER_HELP, Settings, add_options, default_settings, settings_for
 from .threadtime import now
 from .watch import Findings, LoopWatch, wrap_test
 from .watchdog import PytestTimeout
@@ -63,7 +63,10 @@ def _check_app_setting(config: pytest.Config, item: pytest.Item) -> None:
         raise pytest.UsageError(
             f"noblock: {item.nodeid} uses noblock_client, but no app is set: " + HOW_TO_SET_THE_APP
         )
-    check_asgi_app(load_app(spec), f"ini option noblock_app = {spec!r}")
+    try:
+        check_asgi_app(load_app(spec), f"ini option noblock_app = {spec!r}")
+    except AppError as error:
+        raise pytest.UsageError(str(error)) from None
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -81,7 +84,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         return (yield)
     if not inspect.iscoroutinefunction(test):
         if settings is not None:
-            _add_note(item, "nothing was watched: this test is not `async def`, so no event loop ran in it")
+            _add_note(
+                item,
+                "nothing was watched: this test is not `async def`, so no event loop ran in it",
+            )
         return (yield)
     if not _runs_async(item):
         pytest.fail(
@@ -130,9 +136,7 @@ def _record(item: pytest.Item, findings: Findings, *, failed_already: bool) -> s
         _add_note(item, f"{findings.dropped} more long steps were not analysed (limit reached)")
     if not findings.failing:
         return None
-    text = failure_text(
-        findings.failing, settings.budget_s, rootdir, item.config.get_verbosity()
-    )
+    text = failure_text(findings.failing, settings.budget_s, rootdir, item.config.get_verbosity())
     if failed_already:
         item.stash[_section_key] = text
     return text
@@ -190,7 +194,7 @@ def pytest_runtest_makereport(
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    lines = []
+    lines: list[str] = []
     for reports in terminalreporter.stats.values():
         for report in reports:
             for title, content in getattr(report, "sections", ()):
@@ -212,7 +216,9 @@ def noblock_app(request: pytest.FixtureRequest) -> object:
 
 
 @pytest.fixture
-def noblock_client(noblock_app: object, request: pytest.FixtureRequest) -> Iterator[httpx.AsyncClient]:
+def noblock_client(
+    noblock_app: object, request: pytest.FixtureRequest
+) -> Iterator[httpx.AsyncClient]:
     """An `httpx.AsyncClient` on the app (base URL http://testserver), lifespan included."""
     app = check_asgi_app(noblock_app, "the noblock_app fixture")
     client, transport = _make_client(app)

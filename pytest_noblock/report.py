@@ -66,8 +66,11 @@ def describe_hold(
         for index, frame in enumerate(shown):
             field(label if index == 0 else "", _where(frame, rootdir))
     if hold.waiting_s >= 0.001:
-        field("timing", f"{milliseconds(hold.wall_s)} wall, minus "
-              f"{milliseconds(hold.waiting_s)} waiting for a CPU (not counted)")
+        field(
+            "timing",
+            f"{milliseconds(hold.wall_s)} wall, minus "
+            f"{milliseconds(hold.waiting_s)} waiting for a CPU (not counted)",
+        )
     if hold.hint:
         field("why", hold.hint.what)
         field("instead", hold.hint.instead)
@@ -75,9 +78,7 @@ def describe_hold(
     return lines
 
 
-def failure_text(
-    holds: Sequence[Hold], budget_s: float, rootdir: str, verbosity: int
-) -> str:
+def failure_text(holds: Sequence[Hold], budget_s: float, rootdir: str, verbosity: int) -> str:
     """The failure message: its first line is what pytest's short summary shows."""
     worst = holds[0]
     if len(holds) == 1:

@@ -74,7 +74,9 @@ def default_settings(config: pytest.Config) -> Settings:
         budget = parse_budget(cli, "--noblock-budget-ms")
     else:
         budget = parse_budget(config.getini("noblock_budget_ms"), "ini option noblock_budget_ms")
-    return Settings(budget_ms=budget, count_test_code=bool(config.getini("noblock_count_test_code")))
+    return Settings(
+        budget_ms=budget, count_test_code=bool(config.getini("noblock_count_test_code"))
+    )
 
 
 def settings_for(item: pytest.Item, defaults: Settings) -> Settings | None:

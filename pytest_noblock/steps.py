@@ -126,13 +126,13 @@ def install() -> None:
     global _original_run
     if _original_run is None:
         _original_run = asyncio.Handle._run
-        asyncio.Handle._run = _timed_run  # type: ignore[method-assign]
+        asyncio.Handle._run = _timed_run  # type: ignore[method-assign, assignment]
 
 
 def uninstall() -> None:
     global _original_run
     if _original_run is not None and not _clocks:
-        asyncio.Handle._run = _original_run  # type: ignore[method-assign]
+        asyncio.Handle._run = _original_run  # type: ignore[method-assign, assignment]
         _original_run = None
 
 

@@ -71,5 +71,5 @@ def install() -> None:
 def uninstall() -> None:
     global _original_handle
     if _original_handle is not None:
-        httpx.ASGITransport.handle_async_request = _original_handle  # type: ignore[method-assign]
+        httpx.ASGITransport.handle_async_request = _original_handle  # type: ignore[method-assign, assignment]
         _original_handle = None

@@ -39,7 +39,8 @@ class DeadmanTimer:
     def __init__(self, after_s: float, pytest_timeout: PytestTimeout | None) -> None:
         self.after_s = after_s
         self._pytest_timeout = pytest_timeout
-        self._file = tempfile.TemporaryFile()
+        # Lives as long as the timer that writes to it; closed in close().
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115
         self._armed_at: float | None = None
         self._read = 0
         self.active = True
@@ -102,7 +103,9 @@ class Watchdog:
         self._sample_after_s = budget_s / 2
         self._deadman = DeadmanTimer(max(budget_s * 0.6, 3 * self._tick_s + 0.005), pytest_timeout)
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pytest-noblock-watchdog", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="pytest-noblock-watchdog", daemon=True
+        )
         self.dumps: list[tuple[float, Stack]] = []
 
     def start(self) -> None:

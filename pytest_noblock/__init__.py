@@ -1,0 +1,5 @@
+"""pytest-noblock: fail a test when an async handler holds the event loop, and name the call.
+
+Everything a user needs comes through pytest: the `noblock` marker, the `noblock_app` and
+`noblock_client` fixtures and the `noblock_*` options. The modules here are the plugin's inside.
+"""
