@@ -37,7 +37,7 @@ def upstream_url() -> str:
 async def bad_practice() -> dict[str, Any]:
     # BAD: requests is synchronous. Inside ``async def`` this call holds the event
     # loop for as long as the upstream takes to answer, so nothing else runs.
-    response = requests.get(upstream_url() + "/slow", timeout=5)  # noqa: ASYNC210
+    response = requests.get(upstream_url() + "/slow", timeout=5)
     return {"practice": "bad", "upstream": response.json()}
 
 
@@ -69,7 +69,7 @@ async def load_settings() -> dict[str, str]:
     """Dependency that reads a (pretend) slow config source synchronously."""
     # BAD: ``async def`` dependencies run on the event loop too, so this
     # stand-in for a slow synchronous config read blocks every request.
-    time.sleep(0.2)  # noqa: ASYNC251
+    time.sleep(0.2)
     return {"source": "slow-config", "region": "local"}
 
 

@@ -118,7 +118,12 @@ class Lifespan:
                 "noblock_client was used after its test ended and the app's lifespan shut down"
             )
         if self._startup_done is None:
-            loop = asyncio.get_running_loop()
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise LifespanError(
+                    "noblock_client needs an asyncio event loop; trio is not supported yet"
+                ) from None
             self._startup_done = loop.create_future()
             self._shutdown_done = loop.create_future()
             self._shutdown_requested = asyncio.Event()

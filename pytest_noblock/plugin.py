@@ -110,7 +110,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     _finish(item, watch, test)
     if watch is not None:
         if not watch.started:
-            _add_note(item, "nothing was watched: the test body did not start on an event loop")
+            _add_note(
+                item,
+                "nothing was watched: the test body did not run on asyncio's own event loop "
+                "(trio and uvloop are not watched yet)",
+            )
         else:
             text = _record(item, watch.findings(), failed_already=False)
             if text is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -81,6 +82,15 @@ class LoopWatch:
 TestFunction = Callable[..., Awaitable[Any]]
 
 
+def runs_on_asyncio_event_loop() -> bool:
+    """The step clock times asyncio's own loop; trio and uvloop run callbacks elsewhere."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return isinstance(loop, asyncio.BaseEventLoop)
+
+
 def wrap_test(
     test: TestFunction, watch: LoopWatch | None, transports: Sequence[LifespanTransport]
 ) -> TestFunction:
@@ -92,7 +102,7 @@ def wrap_test(
         try:
             for transport in transports:
                 await transport.lifespan.start()
-            if watch is not None:
+            if watch is not None and runs_on_asyncio_event_loop():
                 watch.start()
             try:
                 return await test(*args, **kwargs)
