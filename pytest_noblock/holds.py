@@ -42,15 +42,6 @@ class Hold:
         return self.origin if isinstance(self.origin, Request) else None
 
 
-def attach_dumps(segments: Sequence[Segment], dumps: Sequence[tuple[float, Stack]]) -> None:
-    """Give C-level dumps to the segment that was running when they fired."""
-    for fired_at, stack in dumps:
-        for segment in segments:
-            if segment.start <= fired_at <= segment.end:
-                segment.samples.append(stack)
-                break
-
-
 def find_holds(segments: Sequence[Segment], budget_s: float) -> list[Hold]:
     holds = [_analyse(segment) for segment in segments if segment.held_s > budget_s]
     holds.sort(key=lambda hold: hold.held_s, reverse=True)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any
 
 
 class Origin:
     """Base of the owners of loop time."""
 
+    __slots__ = ()
     blamed = False
 
     def describe(self) -> str:
@@ -32,15 +32,19 @@ class Lifespan(Origin):
         return "the app's lifespan"
 
 
-@dataclass(eq=False)
 class Request(Origin):
     """One request to the app, and the handler the app routed it to."""
 
-    method: str
-    path: str
-    scope: MutableMapping[str, Any] | None = field(default=None, repr=False)
-    resolved_handler: str | None = None
+    __slots__ = ("method", "path", "resolved_handler", "scope")
     blamed = True
+
+    def __init__(self, method: str, path: str, scope: MutableMapping[str, Any] | None) -> None:
+        self.method = method
+        self.path = path
+        # The router writes the endpoint into the scope; the name is read from it only
+        # when a report needs it, so fast requests pay nothing for it.
+        self.scope = scope
+        self.resolved_handler: str | None = None
 
     def describe(self) -> str:
         return f"{self.method} {self.path}"
@@ -50,11 +54,6 @@ class Request(Origin):
         if self.resolved_handler is None and self.scope is not None:
             self.resolved_handler = handler_name(self.scope)
         return self.resolved_handler
-
-    def finish(self) -> None:
-        """Resolve the handler once routing is done and let go of the scope."""
-        _ = self.handler
-        self.scope = None
 
 
 TEST_CODE = TestCode()

@@ -13,14 +13,13 @@ from .client import HOW_TO_SET_THE_APP, AppError, LifespanTransport, check_asgi_
 from .client import make_client as _make_client
 from .report import failure_text, note_for
 from .settings import MARKER_HELP, Settings, add_options, default_settings, settings_for
-from .threadtime import now
 from .watch import Findings, LoopWatch, wrap_test
-from .watchdog import PytestTimeout
+from .watchdog import prepare_cpu_alarm, release_cpu_alarm
 
 _settings_key = pytest.StashKey[Settings]()
 _defaults_key = pytest.StashKey[Settings]()
 _transports_key = pytest.StashKey[list[LifespanTransport]]()
-_protocol_start_key = pytest.StashKey[float]()
+_cpu_alarm_key = pytest.StashKey[bool]()
 _section_key = pytest.StashKey[str]()
 _notes_key = pytest.StashKey[list[str]]()
 
@@ -35,6 +34,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     config.stash[_defaults_key] = default_settings(config)
+    config.stash[_cpu_alarm_key] = prepare_cpu_alarm()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(_cpu_alarm_key, False):
+        release_cpu_alarm()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -69,12 +74,6 @@ def _check_app_setting(config: pytest.Config, item: pytest.Item) -> None:
         raise pytest.UsageError(str(error)) from None
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
-    item.stash[_protocol_start_key] = now()
-    return (yield)
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     settings = item.stash.get(_settings_key, None)
@@ -96,7 +95,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
             "asyncio_mode = auto) or @pytest.mark.anyio",
             pytrace=False,
         )
-    watch = LoopWatch(settings, _pytest_timeout(item)) if settings is not None else None
+    watch = LoopWatch(settings, item.config.stash[_cpu_alarm_key]) if settings is not None else None
     item.obj = wrap_test(test, watch, transports)
     steps.install()
     tracking.install()
@@ -158,26 +157,6 @@ def _runs_async(item: pytest.Function) -> bool:
     plugins = item.config.pluginmanager
     # Other async runners we do not know the inside of: trust them to run the test.
     return any(plugins.hasplugin(name) for name in ("trio", "pytest_trio", "twisted", "tornasync"))
-
-
-def _pytest_timeout(item: pytest.Item) -> PytestTimeout | None:
-    """pytest's faulthandler_timeout, which the watchdog must keep alive."""
-    if not item.config.pluginmanager.hasplugin("faulthandler"):
-        return None
-    try:
-        from _pytest import faulthandler as pytest_faulthandler
-
-        timeout = pytest_faulthandler.get_timeout_config_value(item.config)
-        fd = item.config.stash[pytest_faulthandler.fault_handler_stderr_fd_key]
-        exit_on_timeout = getattr(
-            pytest_faulthandler, "get_exit_on_timeout_config_value", lambda config: False
-        )(item.config)
-    except (ImportError, AttributeError, KeyError):
-        return None
-    if timeout <= 0:
-        return None
-    start = item.stash.get(_protocol_start_key, now())
-    return PytestTimeout(deadline=start + timeout, fd=fd, exit=bool(exit_on_timeout))
 
 
 @pytest.hookimpl(wrapper=True)

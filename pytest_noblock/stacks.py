@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import linecache
 import os
-import re
 import site
 import sys
 import sysconfig
@@ -105,28 +104,6 @@ def _deepest_app_index(stack: Stack) -> int | None:
 
 def _function_name(code: CodeType) -> str:
     return getattr(code, "co_qualname", code.co_name)
-
-
-_THREAD_HEADER = re.compile(r"^(?:Current thread|Thread) (0x[0-9a-fA-F]+)")
-_FRAME_LINE = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+) in (?P<func>.*)$')
-
-
-def parse_faulthandler_dump(text: str) -> dict[int, Stack]:
-    """Split a faulthandler dump into one stack per thread, outermost frame first."""
-    stacks: dict[int, list[FrameRecord]] = {}
-    current: list[FrameRecord] | None = None
-    for line in text.splitlines():
-        header = _THREAD_HEADER.match(line)
-        if header:
-            current = stacks.setdefault(int(header.group(1), 16), [])
-            continue
-        frame = _FRAME_LINE.match(line)
-        if frame and current is not None:
-            current.append(
-                FrameRecord(frame.group("file"), int(frame.group("line")), frame.group("func"))
-            )
-    # faulthandler prints the most recent call first.
-    return {ident: tuple(reversed(frames)) for ident, frames in stacks.items()}
 
 
 @lru_cache(maxsize=1)

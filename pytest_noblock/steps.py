@@ -14,27 +14,27 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from .origins import Origin, current_origin
 from .stacks import Stack
-from .threadtime import ThreadUsage, Usage, now
+from .threadtime import ThreadUsage, Usage
 
 
 class Segment:
-    """One stretch of loop time owned by one origin."""
+    """One stretch of loop time owned by one origin, long enough to be looked at."""
 
-    __slots__ = ("end", "ident", "origin", "samples", "start", "usage_after", "usage_before")
+    __slots__ = ("end", "origin", "samples", "start", "usage_after", "usage_before")
 
-    def __init__(self, ident: int, start: float, origin: Origin | None) -> None:
-        self.ident = ident
+    def __init__(self, start: float, end: float, origin: Origin | None, seen: Observation) -> None:
         self.start = start
-        self.end = start
+        self.end = end
         self.origin = origin
-        self.usage_before: Usage | None = None
+        self.samples = seen.samples
+        self.usage_before = seen.usage_before
         self.usage_after: Usage | None = None
-        self.samples: list[Stack] = []
 
     @property
     def wall_s(self) -> float:
@@ -58,8 +58,25 @@ class Segment:
         return max(self.wall_s - self.waiting_s, 0.0)
 
 
+class Observation:
+    """What the watchdog saw of a segment while it ran."""
+
+    __slots__ = ("samples", "usage_before")
+
+    def __init__(self) -> None:
+        self.samples: list[Stack] = []
+        self.usage_before: Usage | None = None
+
+
+OpenSegment = tuple[int, float, "Origin | None"]
+"""(number, start, origin): one tuple, so the watchdog never reads half an update."""
+
+
 class StepClock:
-    """Splits one loop thread's time into segments and keeps the long ones."""
+    """Splits one loop thread's time into segments and keeps the long ones.
+
+    `open` and `close` run for every callback of the loop: they stay small.
+    """
 
     MAX_KEPT = 500
 
@@ -67,34 +84,47 @@ class StepClock:
         self.thread_ident = thread_ident
         self.usage = usage
         self.keep_over_s = keep_over_s
-        self.current: Segment | None = None
+        self.current: OpenSegment | None = None
+        self.observed: dict[int, Observation] = {}
         self.kept: list[Segment] = []
         self.dropped = 0
         self.steps = 0
-        self._next_ident = 0
 
-    def open(self, origin: Origin | None) -> None:
+    def open(self, origin: Origin | None, _now: Callable[[], float] = time.perf_counter) -> None:
         if self.current is not None:
             self.close()
-        self._next_ident += 1
         self.steps += 1
-        self.current = Segment(self._next_ident, now(), origin)
+        self.current = (self.steps, _now(), origin)
 
-    def close(self) -> None:
-        segment = self.current
-        if segment is None:
+    def close(self, _now: Callable[[], float] = time.perf_counter) -> None:
+        current = self.current
+        if current is None:
             return
         self.current = None
-        segment.end = now()
-        if segment.wall_s < self.keep_over_s:
-            return
+        end = _now()
+        if end - current[1] >= self.keep_over_s:
+            self._keep(current, end)
+
+    def _keep(self, current: OpenSegment, end: float) -> None:
+        number, start, origin = current
+        seen = self.observed.pop(number, None) or Observation()
+        segment = Segment(start, end, origin, seen)
         if segment.usage_before is None:
-            segment.usage_before = self.usage.before(segment.start)
+            segment.usage_before = self.usage.before(start)
         segment.usage_after = self.usage.read()
         if len(self.kept) < self.MAX_KEPT:
             self.kept.append(segment)
         else:
             self.dropped += 1
+
+    def observe(self, number: int) -> Observation:
+        """The watchdog's notes on the open segment; older notes are dropped."""
+        seen = self.observed.get(number)
+        if seen is None:
+            for stale in [key for key in self.observed if key < number]:
+                del self.observed[stale]
+            seen = self.observed[number] = Observation()
+        return seen
 
     def switch(self, origin: Origin | None) -> None:
         """A request started or ended inside the running step."""
@@ -106,14 +136,13 @@ _clocks: dict[int, StepClock] = {}
 _original_run: Callable[[asyncio.Handle], None] | None = None
 
 
-def _timed_run(handle: asyncio.Handle) -> None:
-    assert _original_run is not None
-    ident = threading.get_ident()
+def _timed_run(handle: asyncio.Handle, _get_ident: Callable[[], int] = threading.get_ident) -> None:
+    ident = _get_ident()
     clock = _clocks.get(ident)
     if clock is not None:
         clock.open(handle._context.get(current_origin))  # type: ignore[attr-defined]
     try:
-        _original_run(handle)
+        _original_run(handle)  # type: ignore[misc]
     finally:
         # Also looked up afterwards: the test body attaches its clock in mid-step.
         clock = _clocks.get(ident)

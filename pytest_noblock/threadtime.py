@@ -11,15 +11,20 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
-# The clocks are looked up once and kept off module attributes: freezegun swaps the
-# `time` functions it finds in modules, and a frozen clock would blind the watchdog.
-_CLOCKS = (time.perf_counter, time.clock_gettime)
+
+# The real clocks are bound as default arguments, never as module attributes: freezegun
+# swaps the `time` functions it finds in modules, and a frozen clock would blind us.
+def now(_perf_counter: Callable[[], float] = time.perf_counter) -> float:
+    return _perf_counter()
 
 
-def now() -> float:
-    return _CLOCKS[0]()
+def _thread_cpu_time(
+    clock_id: int, _clock_gettime: Callable[[int], float] = time.clock_gettime
+) -> float:
+    return _clock_gettime(clock_id)
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class ThreadUsage:
                 return None
         if self._cpu_clock is not None:
             try:
-                return Usage(at, _CLOCKS[1](self._cpu_clock), 0.0)
+                return Usage(at, _thread_cpu_time(self._cpu_clock), 0.0)
             except OSError:
                 return None
         return None

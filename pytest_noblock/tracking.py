@@ -27,19 +27,16 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class TrackedApp:
     """An ASGI app wrapper that makes the request the owner of the loop time it uses."""
 
-    def __init__(self, app: ASGIApp, request: Request) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.request = request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = self.request
-        request.scope = scope
+        request = Request(scope.get("method", "WEBSOCKET"), scope.get("path", "/"), scope)
         token = current_origin.set(request)
         _switch(request)
         try:
             await self.app(scope, receive, send)
         finally:
-            request.finish()
             current_origin.reset(token)
             _switch(current_origin.get())
 
@@ -51,14 +48,18 @@ def _switch(origin: Any) -> None:
 
 
 _original_handle: Callable[..., Awaitable[httpx.Response]] | None = None
+# One tracked twin per transport, so the user's transport object is never modified.
+# Keyed by id() for speed; the transport is kept in the value so the id stays its own.
+_twins: dict[int, tuple[httpx.ASGITransport, httpx.ASGITransport]] = {}
 
 
 async def _tracked_handle(self: httpx.ASGITransport, request: httpx.Request) -> httpx.Response:
-    assert _original_handle is not None
-    # A shallow copy per request: the user's transport object is never modified.
-    tracked = copy.copy(self)
-    tracked.app = TrackedApp(self.app, Request(request.method, request.url.path))
-    return await _original_handle(tracked, request)
+    entry = _twins.get(id(self))
+    if entry is None or entry[0] is not self or entry[1].app.app is not self.app:  # type: ignore[attr-defined]
+        twin = copy.copy(self)
+        twin.app = TrackedApp(self.app)
+        entry = _twins[id(self)] = (self, twin)
+    return await _original_handle(entry[1], request)  # type: ignore[misc]
 
 
 def install() -> None:
@@ -73,3 +74,4 @@ def uninstall() -> None:
     if _original_handle is not None:
         httpx.ASGITransport.handle_async_request = _original_handle  # type: ignore[method-assign, assignment]
         _original_handle = None
+        _twins.clear()

@@ -11,12 +11,12 @@ from typing import Any
 
 from . import steps
 from .client import LifespanTransport
-from .holds import Hold, attach_dumps, find_holds
+from .holds import Hold, find_holds
 from .origins import TEST_CODE, current_origin
 from .settings import Settings
 from .steps import StepClock
 from .threadtime import ThreadUsage
-from .watchdog import PytestTimeout, Watchdog
+from .watchdog import Watchdog
 
 
 @dataclass
@@ -30,9 +30,9 @@ class Findings:
 class LoopWatch:
     """Times the loop a test body runs on; `start` is called on that loop's thread."""
 
-    def __init__(self, settings: Settings, pytest_timeout: PytestTimeout | None) -> None:
+    def __init__(self, settings: Settings, cpu_alarm: bool) -> None:
         self.settings = settings
-        self._pytest_timeout = pytest_timeout
+        self._cpu_alarm = cpu_alarm
         self._clock: StepClock | None = None
         self._usage: ThreadUsage | None = None
         self._watchdog: Watchdog | None = None
@@ -47,8 +47,10 @@ class LoopWatch:
         self._usage = ThreadUsage(ident, threading.get_native_id())
         self._clock = StepClock(ident, self._usage, keep_over_s=self.settings.budget_s)
         steps.attach(self._clock, TEST_CODE)
+        # The alarm's handler runs on the main thread: it can only sample a loop there.
+        on_main_thread = threading.current_thread() is threading.main_thread()
         self._watchdog = Watchdog(
-            self._clock, self._usage, self.settings.budget_s, self._pytest_timeout
+            self._clock, self._usage, self.settings.budget_s, self._cpu_alarm and on_main_thread
         )
         self._watchdog.start()
 
@@ -68,7 +70,6 @@ class LoopWatch:
         return self._findings or Findings()
 
     def _judge(self, clock: StepClock, watchdog: Watchdog) -> Findings:
-        attach_dumps(clock.kept, watchdog.dumps)
         holds = find_holds(clock.kept, self.settings.budget_s)
         findings = Findings(steps=clock.steps, dropped=clock.dropped)
         for hold in holds:

@@ -4,113 +4,102 @@ It wakes every few milliseconds. When the loop has been inside one segment for h
 budget, it records the loop thread's stack, so the report can say where the time went.
 
 A C call that keeps the GIL (`json.dumps` of a large object, `zlib.compress`) stops every
-Python thread, this one included, so a Python-level look would come too late. For that
-case the watchdog keeps a faulthandler timer armed and re-arms it on every tick: as long
-as the watchdog runs, the timer never fires; when the GIL is held too long, it fires and
-dumps the stacks from C, without needing the GIL.
+Python thread, this one included, so the watchdog cannot look while it runs. For that case
+it keeps a CPU-time alarm (`ITIMER_VIRTUAL`) armed and re-arms it on every tick: as long as
+the watchdog runs, the alarm never goes off. When the process burns CPU while the watchdog
+is starved, it does, and Python runs the alarm's handler on the main thread as soon as the
+C call returns: still inside the same step, with the frame that made the call in hand.
+
+faulthandler's dump-later timer would see the C frames too, but it reads other threads'
+frames while they run (it crashed the interpreter under load here), and pytest's own
+`faulthandler_timeout` needs that single timer.
 """
 
 from __future__ import annotations
 
-import faulthandler
-import os
+import signal
 import sys
-import tempfile
 import threading
-from dataclasses import dataclass
+from types import FrameType
 
-from .stacks import Stack, capture_with_local_types, parse_faulthandler_dump
+from .stacks import capture_with_local_types
 from .steps import StepClock
 from .threadtime import ThreadUsage, now
 
 MAX_SAMPLES_PER_SEGMENT = 12
+_ALARM = getattr(signal, "SIGVTALRM", None)
 
 
-@dataclass(frozen=True)
-class PytestTimeout:
-    """pytest's own `faulthandler_timeout`, which shares faulthandler's single timer."""
+def prepare_cpu_alarm() -> bool:
+    """Called once, on the main thread: may the CPU-time alarm be used in this run?
 
-    deadline: float
-    fd: int
-    exit: bool
+    Its signal is ignored between tests, so an alarm already on its way when a test ends
+    cannot kill the process (the default action of SIGVTALRM). Someone else's handler
+    means the signal is theirs: then we do without.
+    """
+    if _ALARM is None or threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        if signal.getsignal(_ALARM) is not signal.SIG_DFL:
+            return False
+        signal.signal(_ALARM, signal.SIG_IGN)
+    except (ValueError, OSError):
+        return False
+    return True
 
 
-class DeadmanTimer:
-    def __init__(self, after_s: float, pytest_timeout: PytestTimeout | None) -> None:
+def release_cpu_alarm() -> None:
+    if _ALARM is not None and signal.getsignal(_ALARM) is signal.SIG_IGN:
+        signal.signal(_ALARM, signal.SIG_DFL)
+
+
+class CpuAlarm:
+    """Samples the loop (the main thread) when the watchdog stops re-arming the alarm."""
+
+    def __init__(self, clock: StepClock, after_s: float) -> None:
+        assert _ALARM is not None
+        self._signal: int = _ALARM
+        self._clock = clock
         self.after_s = after_s
-        self._pytest_timeout = pytest_timeout
-        # Lives as long as the timer that writes to it; closed in close().
-        self._file = tempfile.TemporaryFile()  # noqa: SIM115
-        self._armed_at: float | None = None
-        self._read = 0
-        self.active = True
+        signal.signal(self._signal, self._on_alarm)
 
-    def rearm(self, at: float) -> None:
-        if not self.active:
-            return
-        timeout = self.after_s
-        if self._pytest_timeout is not None:
-            remaining = self._pytest_timeout.deadline - at
-            if remaining <= self.after_s:
-                # pytest's timeout comes first: give the timer back to it for good.
-                self.active = False
-                self._hand_back()
-                return
-        faulthandler.dump_traceback_later(timeout, repeat=False, file=self._file, exit=False)
-        self._armed_at = at
-
-    def due(self, at: float) -> bool:
-        return self.active and (self._armed_at is None or at - self._armed_at >= self.after_s / 3)
-
-    def collect(self) -> list[tuple[float, str]]:
-        """Dumps written since the last call, each with the moment it fired."""
-        size = os.fstat(self._file.fileno()).st_size
-        if size <= self._read or self._armed_at is None:
-            return []
-        text = os.pread(self._file.fileno(), size - self._read, self._read).decode(
-            "utf-8", "replace"
-        )
-        self._read = size
-        return [(self._armed_at + self.after_s, text)]
+    def rearm(self) -> None:
+        signal.setitimer(signal.ITIMER_VIRTUAL, self.after_s)
 
     def close(self) -> None:
-        if self.active:
-            faulthandler.cancel_dump_traceback_later()
-            self._hand_back()
-        self._file.close()
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        signal.signal(self._signal, signal.SIG_IGN)
 
-    def _hand_back(self) -> None:
-        timeout = self._pytest_timeout
-        if timeout is None:
-            faulthandler.cancel_dump_traceback_later()
+    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        current = self._clock.current
+        if current is None or frame is None:
             return
-        faulthandler.dump_traceback_later(
-            max(timeout.deadline - now(), 0.001), file=timeout.fd, exit=timeout.exit
-        )
+        seen = self._clock.observe(current[0])
+        if len(seen.samples) < MAX_SAMPLES_PER_SEGMENT:
+            seen.samples.append(capture_with_local_types(frame))
 
 
 class Watchdog:
     def __init__(
-        self,
-        clock: StepClock,
-        usage: ThreadUsage,
-        budget_s: float,
-        pytest_timeout: PytestTimeout | None,
+        self, clock: StepClock, usage: ThreadUsage, budget_s: float, cpu_alarm: bool
     ) -> None:
         self._clock = clock
         self._usage = usage
         self._tick_s = min(max(budget_s / 5, 0.002), 0.01)
         self._sample_after_s = budget_s / 2
-        self._deadman = DeadmanTimer(max(budget_s * 0.6, 3 * self._tick_s + 0.005), pytest_timeout)
+        # Long enough that a watchdog kept waiting by the GIL's switch interval (5 ms) or
+        # a busy machine rarely sets it off, short enough to go off inside any hold.
+        alarm_after_s = max(budget_s * 0.8, 3 * self._tick_s + 0.01)
+        self._alarm = CpuAlarm(clock, alarm_after_s) if cpu_alarm else None
         self._stopping = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="pytest-noblock-watchdog", daemon=True
         )
-        self.dumps: list[tuple[float, Stack]] = []
 
     def start(self) -> None:
         self._usage.remember()
-        self._deadman.rearm(now())
+        if self._alarm is not None:
+            self._alarm.rearm()
         self._thread.start()
 
     def stop(self) -> None:
@@ -119,8 +108,8 @@ class Watchdog:
         self._stopping.set()
         if self._thread.is_alive():
             self._thread.join()
-        self._collect_dumps()
-        self._deadman.close()
+        if self._alarm is not None:
+            self._alarm.close()
 
     def _run(self) -> None:
         while not self._stopping.wait(self._tick_s):
@@ -128,24 +117,19 @@ class Watchdog:
 
     def _tick(self) -> None:
         at = now()
-        self._collect_dumps()
-        if self._deadman.due(at):
-            self._deadman.rearm(at)
+        if self._alarm is not None:
+            self._alarm.rearm()
         self._usage.remember()
-        segment = self._clock.current
-        if segment is None or at - segment.start < self._sample_after_s:
+        current = self._clock.current
+        if current is None or at - current[1] < self._sample_after_s:
             return
-        if segment.usage_before is None:
-            segment.usage_before = self._usage.before(segment.start)
-        if len(segment.samples) >= MAX_SAMPLES_PER_SEGMENT:
+        number, start, _ = current
+        seen = self._clock.observe(number)
+        if seen.usage_before is None:
+            seen.usage_before = self._usage.before(start)
+        if len(seen.samples) >= MAX_SAMPLES_PER_SEGMENT:
             return
         frame = sys._current_frames().get(self._clock.thread_ident)
-        if frame is not None and self._clock.current is segment:
-            segment.samples.append(capture_with_local_types(frame))
+        if frame is not None and self._clock.current is current:
+            seen.samples.append(capture_with_local_types(frame))
         del frame
-
-    def _collect_dumps(self) -> None:
-        for fired_at, text in self._deadman.collect():
-            stack = parse_faulthandler_dump(text).get(self._clock.thread_ident)
-            if stack:
-                self.dumps.append((fired_at, stack))
