@@ -88,10 +88,18 @@ def check_asgi_app(app: object, where: str) -> ASGIApp:
 
 
 def _describe(value: object) -> str:
+    """Enough to recognise the value, never more than a line."""
     if value is None:
         return "None"
+    if isinstance(value, type):
+        return f"the class {value.__module__}.{value.__qualname__} (pass an instance of it)"
+    if isinstance(value, ModuleType):
+        return f"the module {value.__name__!r}"
     kind = type(value)
-    return f"{value!r:.60} ({kind.__module__}.{kind.__qualname__})"
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:79] + "…"
+    return f"{text} ({kind.__module__}.{kind.__qualname__})"
 
 
 class LifespanError(Exception):
@@ -167,16 +175,25 @@ class Lifespan:
                 # Like uvicorn: an app that raises before reading the first lifespan
                 # message does not speak the lifespan protocol.
                 self.supported = False
-                _resolve(self._startup_done)
             else:
-                error = LifespanError(f"the app's lifespan failed: {type(exc).__name__}: {exc}")
-                _resolve(self._startup_done, error)
-                _resolve(self._shutdown_done, error)
+                self._fail(f"the app's lifespan failed: {type(exc).__name__}: {exc}")
         finally:
             if not self._startup_done.done():
                 self.supported = False
                 _resolve(self._startup_done)
             _resolve(self._shutdown_done)
+
+    def _fail(self, message: str) -> None:
+        """Hand the error to whoever waits for the current phase, and to no one else."""
+        assert self._startup_done is not None
+        assert self._shutdown_done is not None
+        if not self._startup_done.done():
+            _resolve(self._startup_done, LifespanError(message))
+        elif self._startup_done.exception() is None and self._shutdown_requested_set():
+            _resolve(self._shutdown_done, LifespanError(message))
+
+    def _shutdown_requested_set(self) -> bool:
+        return self._shutdown_requested is not None and self._shutdown_requested.is_set()
 
     async def _receive(self) -> Message:
         assert self._shutdown_requested is not None
@@ -193,17 +210,18 @@ class Lifespan:
         if kind == "lifespan.startup.complete":
             _resolve(self._startup_done)
         elif kind == "lifespan.startup.failed":
-            _resolve(
-                self._startup_done,
-                LifespanError(f"the app's lifespan startup failed: {message.get('message', '')}"),
-            )
+            self._fail(f"the app's lifespan startup failed: {_last_line(message)}")
         elif kind == "lifespan.shutdown.complete":
             _resolve(self._shutdown_done)
         elif kind == "lifespan.shutdown.failed":
-            _resolve(
-                self._shutdown_done,
-                LifespanError(f"the app's lifespan shutdown failed: {message.get('message', '')}"),
-            )
+            self._fail(f"the app's lifespan shutdown failed: {_last_line(message)}")
+
+
+def _last_line(message: Message) -> str:
+    """Starlette sends a whole traceback as the message: its last line names the error."""
+    lines = [line.strip() for line in str(message.get("message", "")).splitlines()]
+    lines = [line for line in lines if line]
+    return lines[-1] if lines else "(no message)"
 
 
 def _resolve(future: asyncio.Future[None], error: BaseException | None = None) -> None:

@@ -9,7 +9,14 @@ import httpx
 import pytest
 
 from . import steps, tracking
-from .client import HOW_TO_SET_THE_APP, AppError, LifespanTransport, check_asgi_app, load_app
+from .client import (
+    HOW_TO_SET_THE_APP,
+    AppError,
+    LifespanError,
+    LifespanTransport,
+    check_asgi_app,
+    load_app,
+)
 from .client import make_client as _make_client
 from .report import failure_text, note_for
 from .settings import MARKER_HELP, Settings, add_options, default_settings, settings_for
@@ -164,8 +171,12 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    # The user's app or its set-up is at fault: one line says it, a traceback through
+    # the plugin would only hide it.
     if call.excinfo is not None and isinstance(call.excinfo.value, AppError):
         report.longrepr = str(call.excinfo.value)
+    elif call.excinfo is not None and isinstance(call.excinfo.value, LifespanError):
+        report.longrepr = f"LifespanError: {call.excinfo.value}"
     if call.when == "call":
         section = item.stash.get(_section_key, None)
         if section is not None:
