@@ -9,6 +9,7 @@ before the test body) and is shut down on that same loop after the test body.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
 from collections.abc import MutableMapping
@@ -153,7 +154,7 @@ class Lifespan:
         await task
 
     def abandon(self) -> None:
-        """Last resort when the test never reached its end on the app's loop."""
+        """When the test never reached its end: the cancellation makes the app shut down."""
         self.closed = True
         if self._task is not None and not self._task.done():
             loop = self._task.get_loop()
@@ -200,7 +201,11 @@ class Lifespan:
         self._received += 1
         if self._received == 1:
             return {"type": "lifespan.startup"}
-        await self._shutdown_requested.wait()
+        # Cancelled when the loop is closed before the test body reached its end (a
+        # fixture failed, say): shut down gracefully, as a server does on SIGTERM, so
+        # the app's clean-up code still runs.
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._shutdown_requested.wait()
         return {"type": "lifespan.shutdown"}
 
     async def _send(self, message: Message) -> None:

@@ -25,6 +25,7 @@ class Hold:
     held_s: float
     wall_s: float
     waiting_s: float
+    collecting_s: float
     cpu_bound: bool | None
     call_site: CallSite | None
     landed: FrameRecord | None
@@ -69,6 +70,7 @@ def _analyse(segment: Segment) -> Hold:
         held_s=held,
         wall_s=segment.wall_s,
         waiting_s=segment.waiting_s,
+        collecting_s=segment.collecting_s,
         cpu_bound=cpu_bound,
         call_site=call_site,
         landed=landed,

@@ -65,11 +65,18 @@ def describe_hold(
         label = "stack" if verbosity >= 2 else "app stack"
         for index, frame in enumerate(shown):
             field(label if index == 0 else "", _where(frame, rootdir))
-    if hold.waiting_s >= 0.001:
+    not_counted = [
+        f"{milliseconds(seconds)} {what}"
+        for seconds, what in (
+            (hold.waiting_s, "waiting for a CPU"),
+            (hold.collecting_s, "in garbage collection"),
+        )
+        if seconds >= 0.001
+    ]
+    if not_counted:
         field(
             "timing",
-            f"{milliseconds(hold.wall_s)} wall, minus "
-            f"{milliseconds(hold.waiting_s)} waiting for a CPU (not counted)",
+            f"{milliseconds(hold.wall_s)} wall, not counting {' and '.join(not_counted)}",
         )
     if hold.hint:
         field("why", hold.hint.what)

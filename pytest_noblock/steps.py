@@ -13,6 +13,7 @@ caller's step without ever yielding, so the start and end of each request (see
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -26,12 +27,28 @@ from .threadtime import ThreadUsage, Usage
 class Segment:
     """One stretch of loop time owned by one origin, long enough to be looked at."""
 
-    __slots__ = ("end", "origin", "samples", "start", "usage_after", "usage_before")
+    __slots__ = (
+        "collecting_s",
+        "end",
+        "origin",
+        "samples",
+        "start",
+        "usage_after",
+        "usage_before",
+    )
 
-    def __init__(self, start: float, end: float, origin: Origin | None, seen: Observation) -> None:
+    def __init__(
+        self,
+        start: float,
+        end: float,
+        origin: Origin | None,
+        seen: Observation,
+        collecting_s: float,
+    ) -> None:
         self.start = start
         self.end = end
         self.origin = origin
+        self.collecting_s = collecting_s
         self.samples = seen.samples
         self.usage_before = seen.usage_before
         self.usage_after: Usage | None = None
@@ -55,7 +72,12 @@ class Segment:
 
     @property
     def held_s(self) -> float:
-        return max(self.wall_s - self.waiting_s, 0.0)
+        """Wall time, less what the machine and the garbage collector took.
+
+        A collection stops every thread wherever it happens to be; in a test process the
+        heap is pytest's and the whole suite's, so the pause says nothing about the app.
+        """
+        return max(self.wall_s - self.waiting_s - self.collecting_s, 0.0)
 
 
 class Observation:
@@ -68,8 +90,33 @@ class Observation:
         self.usage_before: Usage | None = None
 
 
-OpenSegment = tuple[int, float, "Origin | None"]
-"""(number, start, origin): one tuple, so the watchdog never reads half an update."""
+OpenSegment = tuple[int, float, "Origin | None", float]
+"""(number, start, origin, GC time so far): one tuple, so the watchdog never reads half
+an update."""
+
+
+class GarbageCollectorTime:
+    """Adds up the time spent in garbage collections while it is installed."""
+
+    def __init__(self) -> None:
+        self.total_s = 0.0
+        self._started: float | None = None
+
+    def __call__(
+        self, phase: str, info: dict[str, int], _now: Callable[[], float] = time.perf_counter
+    ) -> None:
+        if phase == "start":
+            self._started = _now()
+        elif self._started is not None:
+            self.total_s += _now() - self._started
+            self._started = None
+
+    def install(self) -> None:
+        gc.callbacks.append(self)
+
+    def uninstall(self) -> None:
+        if self in gc.callbacks:
+            gc.callbacks.remove(self)
 
 
 class StepClock:
@@ -83,6 +130,7 @@ class StepClock:
     def __init__(self, thread_ident: int, usage: ThreadUsage, keep_over_s: float) -> None:
         self.thread_ident = thread_ident
         self.usage = usage
+        self.gc = GarbageCollectorTime()
         self.keep_over_s = keep_over_s
         self.current: OpenSegment | None = None
         self.observed: dict[int, Observation] = {}
@@ -94,7 +142,7 @@ class StepClock:
         if self.current is not None:
             self.close()
         self.steps += 1
-        self.current = (self.steps, _now(), origin)
+        self.current = (self.steps, _now(), origin, self.gc.total_s)
 
     def close(self, _now: Callable[[], float] = time.perf_counter) -> None:
         current = self.current
@@ -106,11 +154,11 @@ class StepClock:
             self._keep(current, end)
 
     def _keep(self, current: OpenSegment, end: float) -> None:
-        number, start, origin = current
+        number, start, origin, collected_before = current
         seen = self.observed.pop(number, None) or Observation()
-        segment = Segment(start, end, origin, seen)
+        segment = Segment(start, end, origin, seen, self.gc.total_s - collected_before)
         if segment.usage_before is None:
-            segment.usage_before = self.usage.before(start)
+            segment.usage_before = self.usage.nearest(start)
         segment.usage_after = self.usage.read()
         if len(self.kept) < self.MAX_KEPT:
             self.kept.append(segment)
@@ -166,12 +214,14 @@ def uninstall() -> None:
 
 
 def attach(clock: StepClock, origin: Origin | None) -> None:
+    clock.gc.install()
     _clocks[clock.thread_ident] = clock
     clock.open(origin)
 
 
 def detach(clock: StepClock) -> None:
     clock.close()
+    clock.gc.uninstall()
     if _clocks.get(clock.thread_ident) is clock:
         del _clocks[clock.thread_ident]
 

@@ -74,12 +74,16 @@ class ThreadUsage:
         if usage is not None:
             self._history.append(usage)
 
-    def before(self, moment: float) -> Usage | None:
+    def nearest(self, moment: float) -> Usage | None:
+        """The reading closest to a step's start, on either side of it.
+
+        One taken well before the start would count, as the step's, CPU waits that came
+        before it: on a busy machine that hides real holds.
+        """
         history = list(self._history)
-        earlier = [usage for usage in history if usage.at <= moment]
-        if earlier:
-            return earlier[-1]
-        return history[0] if history else None
+        if not history:
+            return None
+        return min(history, key=lambda usage: abs(usage.at - moment))
 
     def close(self) -> None:
         if self._fd is not None:

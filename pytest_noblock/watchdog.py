@@ -123,10 +123,10 @@ class Watchdog:
         current = self._clock.current
         if current is None or at - current[1] < self._sample_after_s:
             return
-        number, start, _ = current
+        number, start, _, _ = current
         seen = self._clock.observe(number)
         if seen.usage_before is None:
-            seen.usage_before = self._usage.before(start)
+            seen.usage_before = self._usage.nearest(start)
         if len(seen.samples) >= MAX_SAMPLES_PER_SEGMENT:
             return
         frame = sys._current_frames().get(self._clock.thread_ident)

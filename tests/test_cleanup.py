@@ -1,0 +1,287 @@
+"""Clean-up: whatever way a watched test ends, the plugin leaves nothing behind.
+
+No watchdog thread, no patched asyncio or httpx, no warnings, no pending lifespan task, no
+faulthandler timer still armed, after a test that passed, failed, errored, was skipped or
+was interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+
+# Imported here, before pytester snapshots sys.modules: a plugin in this venv imports part of
+# starlette at start-up, and re-importing the rest per inner run mixes two copies of its
+# routing module (every route then misses and answers 307).
+import fastapi  # noqa: F401
+import pytest
+from conftest import APP_CONFTEST, Project
+
+APP = """
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+events = []
+
+
+@asynccontextmanager
+async def lifespan(app):
+    events.append("startup")
+    yield
+    events.append("shutdown")
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/ping")
+async def ping():
+    return {"ok": True}
+
+
+@app.get("/slow")
+async def slow():
+    time.sleep(0.2)
+    return {}
+"""
+
+# Each scenario is a marked test module that ends one way; test_zz.py runs after it.
+SCENARIOS = {
+    "passed": """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_passed(noblock_client):
+            assert (await noblock_client.get("/ping")).status_code == 200
+        """,
+    "failed_hold": """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_failed_hold(noblock_client):
+            assert (await noblock_client.get("/slow")).status_code == 200
+        """,
+    "failed_assertion": """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_failed_assertion(noblock_client):
+            assert (await noblock_client.get("/ping")).status_code == 418
+        """,
+    "errored": """
+        import pytest
+
+        @pytest.fixture
+        async def broken(noblock_client):
+            assert (await noblock_client.get("/ping")).status_code == 200
+            raise RuntimeError("the fixture broke")
+
+        @pytest.mark.noblock
+        async def test_errored(noblock_client, broken):
+            assert (await noblock_client.get("/ping")).status_code == 200
+        """,
+    "skipped": """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_skipped(noblock_client):
+            assert (await noblock_client.get("/ping")).status_code == 200
+            pytest.skip("not today")
+        """,
+}
+
+OUTCOMES = {
+    "passed": {"passed": 1},
+    "failed_hold": {"failed": 1},
+    "failed_assertion": {"failed": 1},
+    "errored": {"errors": 1},
+    "skipped": {"skipped": 1},
+}
+
+CHECK = """
+import asyncio
+import gc
+import signal
+import threading
+
+import httpx
+
+import app
+
+
+def test_zz_no_watchdog_thread():
+    assert not [t for t in threading.enumerate() if t.name.startswith("pytest-noblock")]
+
+
+def test_zz_asyncio_and_httpx_are_unpatched():
+    assert asyncio.events.Handle._run.__qualname__ == "Handle._run"
+    assert (
+        httpx.ASGITransport.handle_async_request.__qualname__
+        == "ASGITransport.handle_async_request"
+    )
+
+
+def test_zz_cpu_alarm_disarmed():
+    assert signal.getitimer(signal.ITIMER_VIRTUAL) == (0.0, 0.0)
+
+
+def test_zz_no_pending_task():
+    gc.collect()
+    pending = [
+        task for task in gc.get_objects() if isinstance(task, asyncio.Task) and not task.done()
+    ]
+    assert not pending
+
+
+def test_zz_lifespan_shut_down():
+    assert app.events.count("startup") >= 1
+    assert app.events.count("startup") == app.events.count("shutdown"), app.events
+"""
+CHECKS = 5
+
+NOISE = ("PytestUnraisableExceptionWarning", "never awaited", "Task was destroyed")
+
+
+def assert_quiet(result: pytest.RunResult) -> None:
+    output = result.stdout.str() + "\n" + result.stderr.str()
+    for text in NOISE:
+        assert text not in output
+
+
+def write_scenarios(project: Project, *names: str) -> None:
+    project.app(APP)
+    for name in names:
+        project.tests(SCENARIOS[name], name=f"test_{name}")
+    # Collected after the scenarios: pytest runs files in alphabetical order.
+    project.tests(CHECK, name="test_zz")
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "passed",
+        "failed_hold",
+        "failed_assertion",
+        "errored",
+        "skipped",
+    ],
+)
+def test_nothing_is_left_behind(project: Project, scenario: str) -> None:
+    write_scenarios(project, scenario)
+    result = project.run("-W", "error")
+    outcomes = dict(OUTCOMES[scenario])
+    outcomes["passed"] = outcomes.get("passed", 0) + CHECKS
+    result.assert_outcomes(**outcomes)
+    assert_quiet(result)
+
+
+def test_nothing_is_left_behind_after_all_endings_in_one_real_run(project: Project) -> None:
+    write_scenarios(project, *SCENARIOS)
+    result = project.run_subprocess("-W", "error")
+    result.assert_outcomes(passed=1 + CHECKS, failed=2, errors=1, skipped=1)
+    assert_quiet(result)
+
+
+REPORT_AT_EXIT = """
+
+import asyncio
+import json
+import signal
+import threading
+
+import httpx
+
+
+def pytest_unconfigure(config):
+    import app as app_module
+
+    state = {
+        "threads": [t.name for t in threading.enumerate() if t.name.startswith("pytest-noblock")],
+        "handle_run": asyncio.events.Handle._run.__qualname__,
+        "transport": httpx.ASGITransport.handle_async_request.__qualname__,
+        "events": app_module.events,
+        "cpu_alarm": list(signal.getitimer(signal.ITIMER_VIRTUAL)),
+    }
+    with open("state.json", "w") as file:
+        json.dump(state, file)
+"""
+
+
+def test_nothing_is_left_behind_after_keyboard_interrupt(project: Project) -> None:
+    project.app(APP)
+    project.pytester.makeconftest(APP_CONFTEST + REPORT_AT_EXIT)
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_interrupted(noblock_client):
+            assert (await noblock_client.get("/ping")).status_code == 200
+            raise KeyboardInterrupt
+
+        def test_never_runs():
+            pass
+        """
+    )
+    result = project.run_subprocess("-W", "error")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    # The run stopped at the interrupt: test_never_runs did not run.
+    result.stdout.fnmatch_lines(["*!!! KeyboardInterrupt !!!*", "*= no tests ran in *"])
+    assert_quiet(result)
+    state = json.loads((project.pytester.path / "state.json").read_text())
+    assert state == {
+        "threads": [],
+        "handle_run": "Handle._run",
+        "transport": "ASGITransport.handle_async_request",
+        "events": ["startup", "shutdown"],
+        "cpu_alarm": [0.0, 0.0],
+    }
+
+
+STRAY_DUMP_TESTS = """
+import asyncio
+import time
+
+import pytest
+
+@pytest.mark.noblock
+async def test_a_passes(noblock_client):
+    assert (await noblock_client.get("/ping")).status_code == 200
+
+@pytest.mark.noblock
+async def test_b_holds(noblock_client):
+    assert (await noblock_client.get("/slow")).status_code == 200
+
+@pytest.mark.noblock
+async def test_c_awaits(noblock_client):
+    await asyncio.sleep(WAIT)
+    assert (await noblock_client.get("/ping")).status_code == 200
+
+def test_d_unmarked_sleeps():
+    time.sleep(SLEEP)
+"""
+
+
+@pytest.mark.parametrize(
+    ("faulthandler_timeout", "wait_s", "sleep_s"),
+    [
+        # No timeout of pytest's: the plugin's own short timer must not outlive its test.
+        (None, 0.0, 0.5),
+        # pytest's 2 s timer: test_c ends ~1.1 s in, so a timer left armed for its deadline
+        # would fire during the 1.5 s sleep, well before the next test's own 2 s are up.
+        ("2", 1.1, 1.5),
+    ],
+)
+def test_no_stray_faulthandler_dump_in_a_later_test(
+    project: Project, faulthandler_timeout: str | None, wait_s: float, sleep_s: float
+) -> None:
+    if faulthandler_timeout is not None:
+        project.ini(asyncio_mode="auto", faulthandler_timeout=faulthandler_timeout)
+    project.app(APP)
+    project.tests(STRAY_DUMP_TESTS.replace("WAIT", repr(wait_s)).replace("SLEEP", repr(sleep_s)))
+    result = project.run_subprocess()
+    result.assert_outcomes(passed=3, failed=1)
+    output = result.stdout.str() + "\n" + result.stderr.str()
+    assert "Timeout (" not in output
+    assert "most recent call first" not in output
