@@ -59,7 +59,11 @@ def describe_hold(
             lines.append(indent + underline)
     if hold.landed is not None:
         field("landed in", _where(hold.landed, rootdir))
-    frames: Sequence[FrameRecord] = hold.full_stack if verbosity >= 2 else hold.app_frames
+    frames: Sequence[FrameRecord] = (
+        [frame for frame in hold.full_stack if not frame.is_plugin]
+        if verbosity >= 2
+        else hold.app_frames
+    )
     if len(frames) > 1 or verbosity >= 2:
         shown = frames if verbosity >= 2 else frames[-SHOWN_APP_FRAMES:]
         label = "stack" if verbosity >= 2 else "app stack"

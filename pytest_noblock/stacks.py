@@ -270,13 +270,13 @@ def resolve_callee(dotted: str, record: FrameRecord) -> str:
     for attribute in rest:
         if isinstance(value, ModuleType):
             value = vars(value).get(attribute, _MISSING)
-        elif isinstance(value, type):
+        else:
+            # An instance (a module-level lock, a client) is looked up on its class.
+            cls = value if isinstance(value, type) else type(value)
             value = next(
-                (vars(cls)[attribute] for cls in value.__mro__ if attribute in vars(cls)),
+                (vars(base)[attribute] for base in cls.__mro__ if attribute in vars(base)),
                 _MISSING,
             )
-        else:
-            value = _MISSING
         if value is _MISSING:
             return dotted
     return _qualified_name(value)

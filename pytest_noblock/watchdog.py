@@ -30,27 +30,40 @@ MAX_SAMPLES_PER_SEGMENT = 12
 _ALARM = getattr(signal, "SIGVTALRM", None)
 
 
+# How many pytest sessions in this process hold the alarm's signal (pytester runs nest).
+_sessions_holding_alarm = 0
+
+
 def prepare_cpu_alarm() -> bool:
-    """Called once, on the main thread: may the CPU-time alarm be used in this run?
+    """Called once per session, on the main thread: may the CPU-time alarm be used?
 
     Its signal is ignored between tests, so an alarm already on its way when a test ends
     cannot kill the process (the default action of SIGVTALRM). Someone else's handler
     means the signal is theirs: then we do without.
     """
+    global _sessions_holding_alarm
     if _ALARM is None or threading.current_thread() is not threading.main_thread():
         return False
     try:
-        if signal.getsignal(_ALARM) is not signal.SIG_DFL:
+        handler = signal.getsignal(_ALARM)
+        if _sessions_holding_alarm == 0:
+            if handler is not signal.SIG_DFL:
+                return False
+            signal.signal(_ALARM, signal.SIG_IGN)
+        elif handler is not signal.SIG_IGN:
             return False
-        signal.signal(_ALARM, signal.SIG_IGN)
     except (ValueError, OSError):
         return False
+    _sessions_holding_alarm += 1
     return True
 
 
 def release_cpu_alarm() -> None:
-    if _ALARM is not None and signal.getsignal(_ALARM) is signal.SIG_IGN:
-        signal.signal(_ALARM, signal.SIG_DFL)
+    global _sessions_holding_alarm
+    _sessions_holding_alarm -= 1
+    idle = _sessions_holding_alarm == 0 and _ALARM is not None
+    if idle and signal.getsignal(_ALARM) is signal.SIG_IGN:  # type: ignore[arg-type]
+        signal.signal(_ALARM, signal.SIG_DFL)  # type: ignore[arg-type]
 
 
 class CpuAlarm:

@@ -1,0 +1,151 @@
+"""The shipped examples, run for real: two tests fail on a hold, three pass."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_APP = ROOT / "examples" / "app.py"
+
+# The source line and its underline are indented to sit under the `call` field's text.
+SOURCE_INDENT = " " * 16
+
+
+@pytest.fixture(scope="module")
+def examples_run() -> pytest.RunResult:
+    """`pytest examples/` from the project root, as the README tells users to run it."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    env["COLUMNS"] = "200"
+    start = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "examples/", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return pytest.RunResult(
+        completed.returncode,
+        completed.stdout.splitlines(),
+        completed.stderr.splitlines(),
+        time.monotonic() - start,
+    )
+
+
+def call_in(function: str, callee: str) -> ast.Call:
+    """The one call of `callee` (e.g. `requests.get`) inside `function` in examples/app.py."""
+    tree = ast.parse(EXAMPLES_APP.read_text())
+    functions = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == function
+    ]
+    assert len(functions) == 1, f"examples/app.py must define {function} once"
+    calls = [
+        node
+        for node in ast.walk(functions[0])
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == callee
+    ]
+    assert len(calls) == 1, f"{function} must call {callee} once"
+    return calls[0]
+
+
+def source_line(lineno: int) -> str:
+    return EXAMPLES_APP.read_text().splitlines()[lineno - 1]
+
+
+def assert_lines_in_a_row(result: pytest.RunResult, expected: list[str]) -> None:
+    """The exact lines, one after the other (no fnmatch: source code may hold `[`)."""
+    lines = result.stdout.lines
+    for start in range(len(lines) - len(expected) + 1):
+        if lines[start : start + len(expected)] == expected:
+            return
+    pytest.fail(
+        "lines not found in a row:\n" + "\n".join(expected) + "\n--- in ---\n" + result.stdout.str()
+    )
+
+
+def test_two_examples_fail_and_three_pass(examples_run: pytest.RunResult) -> None:
+    examples_run.assert_outcomes(failed=2, passed=3)
+    examples_run.stdout.fnmatch_lines(
+        [
+            "FAILED examples/test_app.py::test_bad_practice - Failed: noblock: GET /bad-practice*",
+            "FAILED examples/test_app.py::test_blocking_dependency - "
+            "Failed: noblock: GET /settings*",
+        ]
+    )
+
+
+def test_the_bad_practice_report_names_the_requests_get_line(
+    examples_run: pytest.RunResult,
+) -> None:
+    call = call_in("bad_practice", "requests.get")
+    line = call.lineno
+    code = source_line(line)
+    examples_run.stdout.fnmatch_lines(
+        [
+            "noblock: GET /bad-practice held the event loop for * ms "
+            f"at examples/app.py:{line} (budget 50 ms)",
+            "  handler   examples.app:bad_practice",
+            f"  call      examples/app.py:{line} in bad_practice",
+        ]
+    )
+    underline = (
+        SOURCE_INDENT
+        + " " * (call.col_offset - (len(code) - len(code.lstrip())))
+        + "^" * (call.end_col_offset - call.col_offset)
+    )
+    assert_lines_in_a_row(
+        examples_run,
+        [
+            f"  call      examples/app.py:{line} in bad_practice",
+            SOURCE_INDENT + code.strip(),
+            underline,
+        ],
+    )
+    examples_run.stdout.fnmatch_lines(
+        [
+            f"  call      examples/app.py:{line} in bad_practice",
+            "  landed in socket.py:* in *",
+            "  why       a blocking HTTP call",
+        ]
+    )
+
+
+def test_the_dependency_report_names_the_sleep_in_load_settings(
+    examples_run: pytest.RunResult,
+) -> None:
+    line = call_in("load_settings", "time.sleep").lineno
+    examples_run.stdout.fnmatch_lines(
+        [
+            "noblock: GET /settings held the event loop for * ms "
+            f"at examples/app.py:{line} (budget 50 ms)",
+            "  handler   examples.app:read_settings",
+            f"  call      examples/app.py:{line} in load_settings",
+            "  why       `time.sleep` stops the whole loop",
+        ]
+    )
+    assert_lines_in_a_row(
+        examples_run,
+        [
+            f"  call      examples/app.py:{line} in load_settings",
+            SOURCE_INDENT + source_line(line).strip(),
+        ],
+    )
+
+
+def test_the_good_examples_report_nothing(examples_run: pytest.RunResult) -> None:
+    for name in ("good_practice", "best_practice", "sync_endpoint"):
+        examples_run.stdout.no_fnmatch_line(f"*examples.app:{name}*")
+    examples_run.stdout.no_fnmatch_line("*GET /good-practice held*")
+    examples_run.stdout.no_fnmatch_line("*GET /best-practice held*")
+    examples_run.stdout.no_fnmatch_line("*GET /sync-endpoint held*")
