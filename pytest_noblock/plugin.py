@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Generator, Iterator
 
 import httpx
 import pytest
+from _pytest._code.code import ReprFileLocation
 
 from . import steps, tracking
 from .client import (
@@ -28,6 +30,7 @@ _defaults_key = pytest.StashKey[Settings]()
 _transports_key = pytest.StashKey[list[LifespanTransport]]()
 _cpu_alarm_key = pytest.StashKey[bool]()
 _section_key = pytest.StashKey[str]()
+_headline_key = pytest.StashKey[str]()
 _notes_key = pytest.StashKey[list[str]]()
 
 NOTES_SECTION = "noblock notes"
@@ -124,6 +127,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         else:
             text = _record(item, watch.findings(), failed_already=False)
             if text is not None:
+                item.stash[_headline_key] = text.splitlines()[0]
                 pytest.fail(text, pytrace=False)
     return outcome
 
@@ -178,6 +182,11 @@ def pytest_runtest_makereport(
     elif call.excinfo is not None and isinstance(call.excinfo.value, LifespanError):
         report.longrepr = f"LifespanError: {call.excinfo.value}"
     if call.when == "call":
+        headline = item.stash.get(_headline_key, None)
+        crash = getattr(report.longrepr, "reprcrash", None)
+        if headline is not None and isinstance(crash, ReprFileLocation):
+            # The short summary shows this message; pytest prints all of it on CI.
+            report.longrepr.reprcrash = dataclasses.replace(crash, message=headline)  # type: ignore[union-attr]
         section = item.stash.get(_section_key, None)
         if section is not None:
             report.sections.append((FAILURE_SECTION, section))

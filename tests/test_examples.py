@@ -78,9 +78,8 @@ def test_two_examples_fail_and_three_pass(examples_run: pytest.RunResult) -> Non
     examples_run.assert_outcomes(failed=2, passed=3)
     examples_run.stdout.fnmatch_lines(
         [
-            "FAILED examples/test_app.py::test_bad_practice - Failed: noblock: GET /bad-practice*",
-            "FAILED examples/test_app.py::test_blocking_dependency - "
-            "Failed: noblock: GET /settings*",
+            "FAILED examples/test_app.py::test_bad_practice - noblock: GET /bad-practice*",
+            "FAILED examples/test_app.py::test_blocking_dependency - noblock: GET /settings*",
         ]
     )
 

@@ -189,7 +189,7 @@ def test_each_test_keeps_its_own_budget(project: Project) -> None:
     result.stdout.fnmatch_lines(
         [
             "PASSED test_app.py::test_lenient",
-            "FAILED test_app.py::test_strict - Failed: noblock: GET /slow held *",
+            "FAILED test_app.py::test_strict - noblock: GET /slow held *",
         ]
     )
 

@@ -148,7 +148,27 @@ def test_the_short_summary_line_starts_with_the_verdict(project: Project) -> Non
     project.tests(SLOW_TEST)
     result = project.run()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["FAILED test_app.py::test_slow - Failed: noblock: GET /slow*"])
+    result.stdout.fnmatch_lines(["FAILED test_app.py::test_slow - noblock: GET /slow*"])
+
+
+def test_the_short_summary_is_one_line_on_ci(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On CI pytest prints the whole failure message in the short summary: ours must
+    # still be the one headline, not the report a second time.
+    monkeypatch.setenv("CI", "true")
+    project.app(SLEEP_APP)
+    project.tests(SLOW_TEST)
+    result = project.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "FAILED test_app.py::test_slow - noblock: GET /slow held the event loop "
+            "for * ms at app.py:* (budget 50 ms)",
+            "*= 1 failed in *",
+        ]
+    )
+    assert len([line for line in result.stdout.lines if line.startswith("  handler")]) == 1
 
 
 def test_a_post_request_and_the_marker_budget_are_named(project: Project) -> None:
