@@ -82,11 +82,24 @@ def _analyse(segment: Segment) -> Hold:
 
 
 def _site_index(stack: Stack) -> int:
-    """The deepest frame of the app's own code, or the deepest frame if there is none."""
-    for index in range(len(stack) - 1, -1, -1):
-        if not stack[index].is_library and not stack[index].is_plugin:
-            return index
-    return len(stack) - 1
+    """The deepest frame of the app's own code, or the deepest frame if there is none.
+
+    A frame caught on its `def` line has only just been entered (a recursive CPU loop
+    is mostly that): the line that called it says more.
+    """
+    app_indexes = [
+        index for index, frame in enumerate(stack) if not frame.is_library and not frame.is_plugin
+    ]
+    if not app_indexes:
+        return len(stack) - 1
+    deepest = app_indexes[-1]
+    if len(app_indexes) > 1 and _just_entered(stack[deepest]):
+        return app_indexes[-2]
+    return deepest
+
+
+def _just_entered(frame: FrameRecord) -> bool:
+    return frame.code is not None and frame.lineno == frame.code.co_firstlineno
 
 
 def _representative(samples: Sequence[Stack]) -> tuple[Stack, bool]:

@@ -16,7 +16,9 @@ SHOWN_APP_FRAMES = 6
 
 
 def milliseconds(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms"
+    """Whole milliseconds, but a tenth near a budget: '20.4 ms (budget 20 ms)'."""
+    value = seconds * 1000
+    return f"{value:.0f} ms" if value >= 100 or value == round(value) else f"{value:.1f} ms"
 
 
 def _where(frame: FrameRecord, rootdir: str) -> str:

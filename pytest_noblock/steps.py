@@ -96,17 +96,27 @@ an update."""
 
 
 class GarbageCollectorTime:
-    """Adds up the time spent in garbage collections while it is installed."""
+    """Adds up the time the loop thread spends in garbage collections.
 
-    def __init__(self) -> None:
+    Only collections run by the loop thread count: one run by another thread while the
+    loop thread sleeps in a blocking call takes nothing from the loop.
+    """
+
+    def __init__(self, thread_ident: int) -> None:
         self.total_s = 0.0
+        self._thread_ident = thread_ident
         self._started: float | None = None
 
     def __call__(
-        self, phase: str, info: dict[str, int], _now: Callable[[], float] = time.perf_counter
+        self,
+        phase: str,
+        info: dict[str, int],
+        _now: Callable[[], float] = time.perf_counter,
+        _get_ident: Callable[[], int] = threading.get_ident,
     ) -> None:
         if phase == "start":
-            self._started = _now()
+            if _get_ident() == self._thread_ident:
+                self._started = _now()
         elif self._started is not None:
             self.total_s += _now() - self._started
             self._started = None
@@ -130,7 +140,7 @@ class StepClock:
     def __init__(self, thread_ident: int, usage: ThreadUsage, keep_over_s: float) -> None:
         self.thread_ident = thread_ident
         self.usage = usage
-        self.gc = GarbageCollectorTime()
+        self.gc = GarbageCollectorTime(thread_ident)
         self.keep_over_s = keep_over_s
         self.current: OpenSegment | None = None
         self.observed: dict[int, Observation] = {}
