@@ -1,0 +1,1 @@
+"""The benchmark's machinery: generated test projects, the tools, verdicts and the report."""

@@ -1,0 +1,163 @@
+"""A pytest plugin for the generated benchmark projects (loaded with `-p harness.pytest_bench`).
+
+It only provides plumbing that every tool gets alike: the slow upstream the apps call, a
+plain client for the peers (which have no client fixture of their own), the measurement
+of each case's true hold after its test, and timing records for the overhead runs. The
+tools themselves are set up in each generated project's conftest.py, as their users would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from corpus import Case, load_cases, slowserver, work
+
+PROBE_RUNS = 3
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bench", "pytest-noblock benchmark plumbing")
+    group.addoption("--bench-probes", default=None, help="write true-hold probes to this file")
+    group.addoption("--bench-timings", default=None, help="write timing records to this file")
+
+
+def _append(path: str, record: dict[str, Any]) -> None:
+    with open(path, "a") as out:
+        out.write(json.dumps(record) + "\n")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bench_upstream() -> Iterator[str]:
+    """The slow upstream the apps call: the runner's (its own process), or one started here."""
+    given = os.environ.get(work.SLOW_URL_ENV)
+    if given:
+        yield given
+        return
+    with slowserver.running() as url:
+        os.environ[work.SLOW_URL_ENV] = url
+        try:
+            yield url
+        finally:
+            os.environ.pop(work.SLOW_URL_ENV, None)
+
+
+@pytest.fixture
+def bench_client(bench_app: Any) -> httpx.AsyncClient:
+    """For the peers: an `httpx.AsyncClient` on the app, like `noblock_client` without lifespan.
+
+    A plain (sync) fixture, so building it happens outside the loop and outside any
+    blocking check; `ASGITransport` holds nothing that needs closing.
+    """
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=bench_app), base_url="http://test")
+
+
+def _thread_schedstat() -> tuple[float, float] | None:
+    """This thread's time on a CPU and time runnable but waiting for one, in seconds."""
+    try:
+        with open("/proc/thread-self/schedstat") as stat:
+            on_cpu, waiting, _ = stat.read().split()
+    except (OSError, ValueError):
+        return None
+    return int(on_cpu) / 1e9, int(waiting) / 1e9
+
+
+def time_probe(probe: Callable[[], object]) -> tuple[float, float]:
+    """Run a blocking call alone: (wall ms, ms of that spent waiting for a CPU)."""
+    before = _thread_schedstat()
+    started = time.perf_counter()
+    probe()
+    wall = time.perf_counter() - started
+    after = _thread_schedstat()
+    waiting = max(after[1] - before[1], 0.0) if before and after else 0.0
+    return wall * 1000, waiting * 1000
+
+
+@pytest.fixture(autouse=True)
+def bench_true_hold(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Time a blocking case's blocking call alone, off any loop, right after its test.
+
+    It runs once before the test too, untimed, so that neither the app's call nor the timed
+    ones pay a first-call cost (imports, caches) the others do not. The true hold is the
+    wall time less the time the thread sat runnable without a CPU (the machine's fault,
+    not the call's), read from the kernel's per-thread counters.
+    """
+    case = _case_to_probe(request)
+    if case is not None and case.probe is not None:
+        case.probe()  # warm: the app's call and the timed ones below are all warm calls
+    yield
+    try:
+        _probe(request)
+    finally:
+        work.clear_scratch_files()
+
+
+def _case_to_probe(request: pytest.FixtureRequest) -> Case | None:
+    name = getattr(request.module, "CASE_NAME", None)
+    if not request.config.getoption("bench_probes") or name is None:
+        return None
+    return load_cases([name])[0]
+
+
+def _probe(request: pytest.FixtureRequest) -> None:
+    path = request.config.getoption("bench_probes")
+    case = _case_to_probe(request)
+    if case is None or case.probe is None:
+        return
+    name = case.name
+    runs = [time_probe(case.probe) for _ in range(PROBE_RUNS)]
+    held = [wall - waiting for wall, waiting in runs]
+    _append(
+        path,
+        {
+            "case": name,
+            "wall_ms": [wall for wall, _ in runs],
+            "held_ms": held,
+            "true_ms": statistics.median(held),
+            "true_wall_ms": statistics.median(wall for wall, _ in runs),
+        },
+    )
+
+
+@pytest.fixture
+def bench_record(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Record a timing measured inside a test body (overhead runs)."""
+
+    def record(**values: Any) -> None:
+        path = request.config.getoption("bench_timings")
+        if path:
+            _append(path, {"nodeid": request.node.nodeid, **values})
+
+    return record
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Whole-test wall time (setup, call, teardown, reporting) for the fixed-cost runs."""
+    path = item.config.getoption("bench_timings")
+    if not path or item.get_closest_marker("bench_fixed_cost") is None:
+        return (yield)
+    started = time.perf_counter()
+    try:
+        return (yield)
+    finally:
+        marked = item.get_closest_marker("noblock") is not None
+        _append(
+            path,
+            {
+                "nodeid": item.nodeid,
+                "fixed": True,
+                "marked": marked,
+                "wall": time.perf_counter() - started,
+            },
+        )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "bench_fixed_cost: time this whole test (benchmark)")

@@ -1,0 +1,75 @@
+"""The benchmark harness still works: one blocking and one clean case through pytest-noblock.
+
+This checks the harness (corpus loader, generated tests, verdict parsing), not timings: the
+blocking case must be caught at its labelled line, the clean case must stay clean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / "benchmarks" / "run.py"
+BLOCKING = "handler_time_sleep"
+CLEAN = "clean_def_sleep"
+APP = ROOT / "benchmarks" / "corpus" / "apps" / "fastapi_handlers.py"
+
+
+def labelled_line(path: Path, case: str) -> int:
+    """Found here independently of the harness's own loader."""
+    lines = path.read_text().splitlines()
+    hits = [number for number, text in enumerate(lines, 1) if f"# BLOCKS: {case}" in text]
+    assert len(hits) == 1, hits
+    return hits[0]
+
+
+def test_harness_catches_the_blocking_case_at_its_label_and_passes_the_clean_one(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "results.json"
+    env = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(RUN),
+            "--cases",
+            f"{BLOCKING},{CLEAN}",
+            "--no-peers",
+            "--repeat",
+            "1",
+            "--no-burner",
+            "--no-overhead",
+            "--no-results",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads(out.read_text())
+    ours = results["tools"]["noblock"]
+
+    line = labelled_line(APP, BLOCKING)
+    assert results["labels"][BLOCKING] == f"corpus/apps/fastapi_handlers.py:{line}"
+    caught = ours["blocking"][BLOCKING]
+    assert caught["blocked"] is True, caught
+    assert caught["problem"] is None, caught
+    assert caught["path"].endswith("corpus/apps/fastapi_handlers.py"), caught
+    assert caught["line"] == line
+    assert caught["exact"] is True
+    assert caught["ms"] > 50
+
+    assert [run["blocked"] for run in ours["clean"][CLEAN]] == [False]
+    assert [run["problem"] for run in ours["clean"][CLEAN]] == [None]
+    assert ours["totals"]["detected"] == 1
+    assert ours["totals"]["false_alarms"] == 0
+    assert "| pytest-noblock | 1/1 (100%) | 1/1 (100%) | 0/1 | 0 |" in done.stdout
