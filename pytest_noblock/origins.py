@@ -35,25 +35,21 @@ class Lifespan(Origin):
 class Request(Origin):
     """One request to the app, and the handler the app routed it to."""
 
-    __slots__ = ("method", "path", "resolved_handler", "scope")
+    __slots__ = ("scope",)
     blamed = True
 
-    def __init__(self, method: str, path: str, scope: MutableMapping[str, Any] | None) -> None:
-        self.method = method
-        self.path = path
-        # The router writes the endpoint into the scope; the name is read from it only
+    def __init__(self, scope: MutableMapping[str, Any]) -> None:
+        # The router writes the endpoint into the scope; everything is read from it only
         # when a report needs it, so fast requests pay nothing for it.
         self.scope = scope
-        self.resolved_handler: str | None = None
 
     def describe(self) -> str:
-        return f"{self.method} {self.path}"
+        method = self.scope.get("method") or self.scope.get("type", "?").upper()
+        return f"{method} {self.scope.get('path', '/')}"
 
     @property
     def handler(self) -> str | None:
-        if self.resolved_handler is None and self.scope is not None:
-            self.resolved_handler = handler_name(self.scope)
-        return self.resolved_handler
+        return handler_name(self.scope)
 
 
 TEST_CODE = TestCode()

@@ -184,26 +184,33 @@ class StepClock:
             seen = self.observed[number] = Observation()
         return seen
 
-    def switch(self, origin: Origin | None) -> None:
-        """A request started or ended inside the running step."""
-        if self.current is not None:
-            self.open(origin)
+    def switch(self, origin: Origin | None, _now: Callable[[], float] = time.perf_counter) -> None:
+        """A request started or ended inside the running step: `close` and `open` in one."""
+        current = self.current
+        if current is None:
+            return
+        at = _now()
+        if at - current[1] >= self.keep_over_s:
+            self._keep(current, at)
+        self.steps += 1
+        self.current = (self.steps, at, origin, self.gc.total_s)
 
 
-_clocks: dict[int, StepClock] = {}
+clocks: dict[int, StepClock] = {}
+"""The clock of each watched loop thread, by thread ident."""
 _original_run: Callable[[asyncio.Handle], None] | None = None
 
 
 def _timed_run(handle: asyncio.Handle, _get_ident: Callable[[], int] = threading.get_ident) -> None:
     ident = _get_ident()
-    clock = _clocks.get(ident)
+    clock = clocks.get(ident)
     if clock is not None:
         clock.open(handle._context.get(current_origin))  # type: ignore[attr-defined]
     try:
         _original_run(handle)  # type: ignore[misc]
     finally:
         # Also looked up afterwards: the test body attaches its clock in mid-step.
-        clock = _clocks.get(ident)
+        clock = clocks.get(ident)
         if clock is not None:
             clock.close()
 
@@ -218,26 +225,26 @@ def install() -> None:
 
 def uninstall() -> None:
     global _original_run
-    if _original_run is not None and not _clocks:
+    if _original_run is not None and not clocks:
         asyncio.Handle._run = _original_run  # type: ignore[method-assign, assignment]
         _original_run = None
 
 
 def attach(clock: StepClock, origin: Origin | None) -> None:
     clock.gc.install()
-    _clocks[clock.thread_ident] = clock
+    clocks[clock.thread_ident] = clock
     clock.open(origin)
 
 
 def detach(clock: StepClock) -> None:
     clock.close()
     clock.gc.uninstall()
-    if _clocks.get(clock.thread_ident) is clock:
-        del _clocks[clock.thread_ident]
+    if clocks.get(clock.thread_ident) is clock:
+        del clocks[clock.thread_ident]
 
 
 def clock_for_this_thread() -> StepClock | None:
-    return _clocks.get(threading.get_ident())
+    return clocks.get(threading.get_ident())
 
 
 def is_installed() -> bool:

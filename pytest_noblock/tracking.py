@@ -9,7 +9,8 @@ segment at its edges. The wrapper passes scope, receive and send through untouch
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable, MutableMapping
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any
 
 import httpx
@@ -30,36 +31,47 @@ class TrackedApp:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope.get("method", "WEBSOCKET"), scope.get("path", "/"), scope)
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        _clocks: dict[int, steps.StepClock] = steps.clocks,
+        _get_ident: Callable[[], int] = threading.get_ident,
+    ) -> None:
+        # Runs for every request of a watched test: kept to a few lookups.
+        request = Request(scope)
         token = current_origin.set(request)
-        _switch(request)
+        clock = _clocks.get(_get_ident())
+        if clock is not None:
+            clock.switch(request)
         try:
             await self.app(scope, receive, send)
         finally:
             current_origin.reset(token)
-            _switch(current_origin.get())
+            # Looked up again: the test body may have ended meanwhile.
+            clock = _clocks.get(_get_ident())
+            if clock is not None:
+                clock.switch(current_origin.get())
 
 
-def _switch(origin: Any) -> None:
-    clock = steps.clock_for_this_thread()
-    if clock is not None:
-        clock.switch(origin)
-
-
-_original_handle: Callable[..., Awaitable[httpx.Response]] | None = None
+_original_handle: Callable[..., Coroutine[Any, Any, httpx.Response]] | None = None
 # One tracked twin per transport, so the user's transport object is never modified.
 # Keyed by id() for speed; the transport is kept in the value so the id stays its own.
 _twins: dict[int, tuple[httpx.ASGITransport, httpx.ASGITransport]] = {}
 
 
-async def _tracked_handle(self: httpx.ASGITransport, request: httpx.Request) -> httpx.Response:
+def _tracked_handle(
+    self: httpx.ASGITransport, request: httpx.Request
+) -> Coroutine[Any, Any, httpx.Response]:
+    # A plain function handing back the original coroutine: no extra coroutine layer
+    # for every request.
     entry = _twins.get(id(self))
     if entry is None or entry[0] is not self or entry[1].app.app is not self.app:  # type: ignore[attr-defined]
         twin = copy.copy(self)
         twin.app = TrackedApp(self.app)
         entry = _twins[id(self)] = (self, twin)
-    return await _original_handle(entry[1], request)  # type: ignore[misc]
+    return _original_handle(entry[1], request)  # type: ignore[misc]
 
 
 def install() -> None:
@@ -72,6 +84,6 @@ def install() -> None:
 def uninstall() -> None:
     global _original_handle
     if _original_handle is not None:
-        httpx.ASGITransport.handle_async_request = _original_handle  # type: ignore[method-assign, assignment]
+        httpx.ASGITransport.handle_async_request = _original_handle  # type: ignore[method-assign]
         _original_handle = None
         _twins.clear()

@@ -98,7 +98,9 @@ class Watchdog:
     ) -> None:
         self._clock = clock
         self._usage = usage
-        self._tick_s = min(max(budget_s / 5, 0.002), 0.01)
+        # A quarter of the budget: the first sample of a hold comes between half the budget
+        # and three quarters of it. Every tick costs the loop a GIL hand-over.
+        self._tick_s = min(max(budget_s / 4, 0.002), 0.015)
         self._sample_after_s = budget_s / 2
         # Long enough that a watchdog kept waiting by the GIL's switch interval (5 ms) or
         # a busy machine rarely sets it off, short enough to go off inside any hold.
