@@ -17,7 +17,6 @@ import gc
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from .origins import Origin, current_origin
 from .stacks import Stack
@@ -241,16 +240,3 @@ def detach(clock: StepClock) -> None:
     clock.gc.uninstall()
     if clocks.get(clock.thread_ident) is clock:
         del clocks[clock.thread_ident]
-
-
-def clock_for_this_thread() -> StepClock | None:
-    return clocks.get(threading.get_ident())
-
-
-def is_installed() -> bool:
-    return _original_run is not None
-
-
-def handle_run_is_ours() -> bool:
-    run: Any = asyncio.Handle._run
-    return run is _timed_run

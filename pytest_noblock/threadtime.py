@@ -49,10 +49,6 @@ class ThreadUsage:
                 self._cpu_clock = None
         self._history: deque[Usage] = deque(maxlen=32)
 
-    @property
-    def counts_waiting(self) -> bool:
-        return self._fd is not None
-
     def read(self) -> Usage | None:
         at = now()
         if self._fd is not None:
