@@ -436,6 +436,32 @@ def test_catastrophic_regex(project: Project) -> None:
     assert_hold(result, source, line_of(source, "re.match("), "heavy CPU work in a C library")
 
 
+@pytest.mark.parametrize("subprocess", [True, False], ids=["own-process", "nested-session"])
+def test_a_gil_holding_call_is_named_when_python_work_follows_it(
+    project: Project, subprocess: bool
+) -> None:
+    # The watchdog can rarely look while json.dumps holds the GIL (~0.8 s); afterwards it
+    # samples the Python line every tick. The CPU-time alarm's sample stands for the whole
+    # stretch the watchdog was starved, so the report still names json.dumps. Both ways
+    # pytest may run: its own process (which here inherits an ignored SIGVTALRM from this
+    # one) and nested in-process.
+    source = f"""
+        import json
+        from fastapi import FastAPI
+
+        app = FastAPI()
+        ITEMS = list(range({JSON_ITEMS * 2}))
+
+        @app.get("/call")
+        async def call():
+            text = json.dumps(ITEMS)
+            total = sum(i * i for i in range(4_000_000))
+            return {{"size": len(text), "total": total}}
+        """
+    result = run_case(project, source, subprocess=subprocess)
+    assert_hold(result, source, line_of(source, "json.dumps("), "heavy CPU work in a C library")
+
+
 def test_hold_in_a_task_the_handler_spawned(project: Project) -> None:
     source = """
         import asyncio
