@@ -24,7 +24,7 @@ from .holds import Hold
 from .records import hold_record, make_record
 from .report import failure_text, note_for
 from .session import REPORT_ATTRIBUTE, Gate, add_session_options
-from .settings import MARKER_HELP, Settings, add_options, default_settings, settings_for
+from .settings import MARKER, MARKER_HELP, Settings, add_options, default_settings, settings_for
 from .watch import Findings, LoopWatch, wrap_test
 from .watchdog import prepare_cpu_alarm, release_cpu_alarm
 
@@ -128,11 +128,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     _finish(item, watch, test)
     if watch is not None:
         if not watch.started:
-            _add_note(
-                item,
-                "nothing was watched: the test body did not run on asyncio's own event loop "
-                "(trio and uvloop are not watched yet)",
-            )
+            # Under --noblock-all an unmarked test did not ask for a watch: no note for it.
+            if item.get_closest_marker(MARKER) is not None:
+                _add_note(
+                    item,
+                    "nothing was watched: the test body did not run on asyncio's own event loop "
+                    "(trio and uvloop are not watched yet)",
+                )
         else:
             text = _record(item, watch.findings(), failed_already=False)
             if text is not None:

@@ -167,6 +167,7 @@ class Gate:
         self.known: set[BaselineKey] = {entry_key(entry) for entry in self.baseline}
         self.records: list[Record] = []
         self.wrote_baseline: int | None = None
+        self.problems: list[str] = []
 
     # --- where a test runs (worker or single process) ---
 
@@ -192,21 +193,22 @@ class Gate:
         if self.is_worker:
             return
         if self.report_path is not None:
-            self.report_path.parent.mkdir(parents=True, exist_ok=True)
-            self.report_path.write_text(
-                json.dumps(self.report(), indent=2) + "\n", encoding="utf-8"
-            )
+            self._write("--noblock-report", self.report_path, self.report())
         if self.recording and self.baseline_path is not None:
             findings = self._baseline_entries()
-            self.baseline_path.write_text(
-                json.dumps(
-                    {"kind": BASELINE_KIND, "version": SCHEMA_VERSION, "findings": findings},
-                    indent=2,
-                )
-                + "\n",
-                encoding="utf-8",
-            )
-            self.wrote_baseline = len(findings)
+            baseline = {"kind": BASELINE_KIND, "version": SCHEMA_VERSION, "findings": findings}
+            if self._write("--noblock-baseline", self.baseline_path, baseline):
+                self.wrote_baseline = len(findings)
+
+    def _write(self, option: str, path: Path, data: Record) -> bool:
+        # The tests have run: a bad path is told in one line, not an internal error.
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        except OSError as error:
+            self.problems.append(f"noblock: could not write {option}={path}: {error.strerror}")
+            return False
+        return True
 
     def _baseline_entries(self) -> list[Record]:
         entries: dict[BaselineKey, Record] = {}
@@ -264,6 +266,8 @@ class Gate:
             return
         if self.records:
             self._write_durations(terminal)
+        for problem in self.problems:
+            terminal.write_line(problem)
         if self.annotations:
             self._write_annotations(terminal)
         if self.wrote_baseline is not None:

@@ -44,7 +44,8 @@ def test_sync():
 
 def gate_project(project: Project, tests: str = UNMARKED, **ini: str) -> Project:
     project.app(APP)
-    project.ini(asyncio_mode="auto", noblock_budget_ms="20", **ini)
+    ini.setdefault("asyncio_mode", "auto")
+    project.ini(noblock_budget_ms="20", **ini)
     project.tests(tests)
     return project
 
@@ -108,6 +109,68 @@ def test_noblock_paused_excludes_a_stretch(project: Project) -> None:
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["FAILED *test_after_pause_still_watched - noblock: GET /slow*"])
     result.stdout.no_fnmatch_line("*test_setup_blocks*held*")
+
+
+def test_noblock_paused_test_code_is_not_even_noted(project: Project) -> None:
+    gate_project(
+        project,
+        """
+        import time
+        import pytest
+        from pytest_noblock import noblock_paused
+
+        @pytest.mark.noblock
+        async def test_seed(noblock_client):
+            with noblock_paused():
+                time.sleep(0.2)
+            assert (await noblock_client.get("/fast")).status_code == 200
+        """,
+    )
+    result = project.run()
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*held the event loop*")
+
+
+def test_noblock_paused_does_nothing_outside_a_watched_test(project: Project) -> None:
+    gate_project(
+        project,
+        """
+        import time
+        from pytest_noblock import noblock_paused
+
+        def test_sync():
+            with noblock_paused():
+                time.sleep(0.01)
+
+        async def test_unwatched(noblock_client):
+            with noblock_paused():
+                assert (await noblock_client.get("/slow")).status_code == 200
+            assert (await noblock_client.get("/slow")).status_code == 200
+        """,
+    )
+    project.run().assert_outcomes(passed=2)
+
+
+def test_noblock_all_says_nothing_about_tests_it_cannot_watch(project: Project) -> None:
+    pytest.importorskip("trio")
+    gate_project(
+        project,
+        """
+        import pytest
+
+        @pytest.fixture
+        def anyio_backend():
+            return "trio"
+
+        @pytest.mark.anyio
+        async def test_on_trio():
+            pass
+        """,
+        asyncio_mode="strict",
+    )
+    result = project.run("--noblock-all")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*nothing was watched*")
 
 
 # --- 2. session summary --------------------------------------------------------------------
@@ -203,6 +266,14 @@ def test_json_report_matches_the_shipped_schema(project: Project) -> None:
     jsonschema.validate(_report(project), load_schema())
 
 
+def test_unwritable_report_path_is_one_line(project: Project) -> None:
+    gate_project(project)
+    (project.pytester.path / "afile").write_text("")
+    result = project.run("--noblock-all", "--noblock-report=afile/report.json")
+    result.stdout.fnmatch_lines(["noblock: could not write --noblock-report=*afile/report.json: *"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
 # --- 4. GitHub Actions annotations ---------------------------------------------------------
 
 
@@ -257,11 +328,14 @@ def test_disabled_with_p_no_noblock(project: Project) -> None:
         import httpx
         import pytest
         from app import app
+        from pytest_noblock import noblock_paused
 
         @pytest.mark.noblock
         async def test_slow():
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                with noblock_paused():
+                    assert (await client.get("/fast")).status_code == 200
                 assert (await client.get("/slow")).status_code == 200
         """
     )
