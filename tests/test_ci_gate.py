@@ -262,8 +262,28 @@ def test_json_report_matches_the_shipped_schema(project: Project) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     from pytest_noblock.session import load_schema
 
-    gate_project(project)
-    jsonschema.validate(_report(project), load_schema())
+    gate_project(
+        project,
+        UNMARKED
+        + """
+async def test_own_code_blocks(noblock_client):
+    time.sleep(0.2)
+    assert (await noblock_client.get("/fast")).status_code == 200
+
+async def test_slow_and_wrong(noblock_client):
+    assert (await noblock_client.get("/slow")).status_code == 201
+""",
+    )
+    data = _report(project)
+    jsonschema.validate(data, load_schema())
+    tests = {record["nodeid"]: record for record in data["tests"]}  # type: ignore[attr-defined]
+    own = tests["test_app.py::test_own_code_blocks"]
+    assert own["verdict"] == "clean"
+    assert own["holds"][0]["origin"] == "test code"
+    assert own["notes"]
+    wrong = tests["test_app.py::test_slow_and_wrong"]
+    assert (wrong["verdict"], wrong["outcome"]) == ("failed", "failed")
+    assert data["summary"]["holds_in_test_code"] == 1  # type: ignore[index]
 
 
 def test_unwritable_report_path_is_one_line(project: Project) -> None:
@@ -383,3 +403,18 @@ def test_broken_baseline_is_one_line(project: Project) -> None:
     result = project.run("--noblock-all", "--noblock-baseline=base.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--noblock-baseline*base.json*not a noblock baseline*"])
+
+
+def test_baseline_under_xdist(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("xdist")
+    gate_project(project)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    baseline = project.pytester.path / "noblock-baseline.json"
+    first = project.run("-n", "2", "--noblock-all", f"--noblock-baseline={baseline}")
+    first.assert_outcomes(passed=3)
+    assert json.loads(baseline.read_text())["findings"][0]["handler"] == "app:slow"
+    again = project.run("-n", "2", "--noblock-all", f"--noblock-baseline={baseline}")
+    again.assert_outcomes(passed=3)
+    # A baselined finding is known: no annotation marks it in the pull request.
+    again.stdout.no_fnmatch_line("::error*")
+    again.stdout.no_fnmatch_line("*baseline entr*gone*")
