@@ -131,6 +131,11 @@ def _annotation_text(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
+def _annotation_property(text: str) -> str:
+    # ... and these two more in a property such as file=.
+    return _annotation_text(text).replace(":", "%3A").replace(",", "%2C")
+
+
 def _site(hold: Record) -> str:
     site = hold.get("call_site")
     if not site:
@@ -318,7 +323,7 @@ class Gate:
 
     def _write_annotations(self, terminal: pytest.TerminalReporter) -> None:
         seen: set[tuple[str, int]] = set()
-        for _, hold in sorted(self._holds(), key=lambda pair: -pair[1]["held_ms"]):
+        for record, hold in sorted(self._holds(), key=lambda pair: -pair[1]["held_ms"]):
             site = hold.get("call_site")
             if not hold["failing"] or hold["baselined"] or not site:
                 continue
@@ -326,13 +331,28 @@ class Gate:
             if where in seen:
                 continue
             seen.add(where)
-            text = f"{hold['who']} held the event loop for {milliseconds(hold['held_ms'] / 1000)}"
+            text = (
+                f"{hold['who']} held the event loop for {milliseconds(hold['held_ms'] / 1000)} "
+                f"(budget {milliseconds(record['budget_ms'] / 1000)}; {record['nodeid']})"
+            )
             if hold.get("handler"):
                 text += f" in {hold['handler']}"
             if hold.get("hint"):
                 text += f": {hold['hint']['why']} Instead: {hold['hint']['instead']}"
             # Written straight to stdout at column 0, where the runner looks for commands.
             terminal.write_line(
-                f"::error file={site['file']},line={site['line']},title=noblock::"
-                + _annotation_text(text)
+                f"::error file={_annotation_property(self._workspace_path(site['file']))},"
+                f"line={site['line']},"
+                "title=noblock::" + _annotation_text(text)
             )
+
+    def _workspace_path(self, shown: str) -> str:
+        """GitHub marks a line by its path in the repository; records say it from rootdir."""
+        workspace = os.environ.get("GITHUB_WORKSPACE")
+        if not workspace:
+            return shown
+        path = self.config.rootpath / shown
+        try:
+            return path.resolve().relative_to(Path(workspace).resolve()).as_posix()
+        except ValueError:
+            return shown

@@ -300,12 +300,23 @@ def test_unwritable_report_path_is_one_line(project: Project) -> None:
 def test_github_annotations(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     gate_project(project)
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.delenv("GITHUB_WORKSPACE", raising=False)
     result = project.run("--noblock-all")
     result.stdout.fnmatch_lines(
         ["::error file=app.py,line=8,title=noblock::GET /slow held the event loop*"]
     )
     off = project.run("--noblock-all", "--noblock-no-annotations")
     off.stdout.no_fnmatch_line("::error*")
+
+
+def test_annotation_paths_are_relative_to_the_workspace(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate_project(project)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(project.pytester.path.parent))
+    result = project.run("--noblock-all")
+    result.stdout.fnmatch_lines([f"::error file={project.pytester.path.name}/app.py,line=8,*"])
 
 
 def test_no_annotations_outside_github(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
