@@ -44,7 +44,11 @@ class Hold:
 
 
 def find_holds(segments: Sequence[Segment], budget_s: float) -> list[Hold]:
-    holds = [_analyse(segment) for segment in segments if segment.held_s > budget_s]
+    holds = [
+        _analyse(segment)
+        for segment in segments
+        if segment.held_s > budget_s and not (segment.origin and segment.origin.ignored)
+    ]
     holds.sort(key=lambda hold: hold.held_s, reverse=True)
     return holds
 

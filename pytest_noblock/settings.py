@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -11,7 +12,8 @@ DEFAULT_BUDGET_MS = 50.0
 MARKER = "noblock"
 MARKER_HELP = (
     "noblock(budget_ms=None, *, count_test_code=False): fail the test when code serving a "
-    "request holds the event loop longer than budget_ms (default: ini noblock_budget_ms, 50)."
+    "request holds the event loop longer than budget_ms (default: ini noblock_budget_ms, 50). "
+    "noblock(False) leaves the test unwatched under --noblock-all."
 )
 _MARKER_KEYWORDS = ("budget_ms", "count_test_code")
 
@@ -79,10 +81,20 @@ def default_settings(config: pytest.Config) -> Settings:
     )
 
 
-def settings_for(item: pytest.Item, defaults: Settings) -> Settings | None:
-    """The settings of a marked test, or None when it is not marked."""
+def settings_for(
+    item: pytest.Item, defaults: Settings, *, watch_all: bool = False
+) -> Settings | None:
+    """The settings of a watched test, or None when it is not watched.
+
+    Under `watch_all` (--noblock-all) every `async def` test is watched as if marked;
+    `@pytest.mark.noblock(False)` opts one out.
+    """
     marker = item.get_closest_marker(MARKER)
     if marker is None:
+        if watch_all and inspect.iscoroutinefunction(getattr(item, "obj", None)):
+            return defaults
+        return None
+    if marker.args and marker.args[0] is False:
         return None
     where = f"{item.nodeid}: @pytest.mark.noblock"
     unknown = sorted(set(marker.kwargs) - set(_MARKER_KEYWORDS))
