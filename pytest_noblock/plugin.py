@@ -20,6 +20,7 @@ from .client import (
     load_app,
 )
 from .client import make_client as _make_client
+from .portals import SyncWatch
 from .report import failure_text, note_for
 from .settings import MARKER_HELP, Settings, add_options, default_settings, settings_for
 from .watch import Findings, LoopWatch, wrap_test
@@ -92,12 +93,22 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     if (settings is None and not transports) or not isinstance(item, pytest.Function):
         return (yield)
     if not inspect.iscoroutinefunction(test):
-        if settings is not None:
-            _add_note(
-                item,
-                "nothing was watched: this test is not `async def`, so no event loop ran in it",
-            )
-        return (yield)
+        if settings is None:
+            return (yield)
+        # A sync test: the loops are the ones its TestClient starts in portal threads.
+        with SyncWatch(settings) as sync_watch:
+            try:
+                outcome = yield
+            except BaseException:
+                sync_watch.stop()
+                if sync_watch.watched:
+                    _record(item, sync_watch.findings(), failed_already=True)
+                raise
+        for note in sync_watch.notes():
+            _add_note(item, note)
+        if sync_watch.watched:
+            _fail_on_holds(item, sync_watch.findings())
+        return outcome
     if not _runs_async(item):
         pytest.fail(
             f"noblock: {item.name} is `async def` but no async plugin runs it, so nothing would "
@@ -125,11 +136,15 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
                 "(trio and uvloop are not watched yet)",
             )
         else:
-            text = _record(item, watch.findings(), failed_already=False)
-            if text is not None:
-                item.stash[_headline_key] = text.splitlines()[0]
-                pytest.fail(text, pytrace=False)
+            _fail_on_holds(item, watch.findings())
     return outcome
+
+
+def _fail_on_holds(item: pytest.Item, findings: Findings) -> None:
+    text = _record(item, findings, failed_already=False)
+    if text is not None:
+        item.stash[_headline_key] = text.splitlines()[0]
+        pytest.fail(text, pytrace=False)
 
 
 def _finish(item: pytest.Function, watch: LoopWatch | None, test: object) -> None:
