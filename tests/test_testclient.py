@@ -189,3 +189,119 @@ def test_sync_test_without_a_loop_says_nothing_was_watched(project: Project) -> 
             "test_app.py::test_sync: nothing was watched: no event loop ran in this sync test*",
         ]
     )
+
+
+def test_lifespan_in_a_with_block_is_a_note(project: Project) -> None:
+    project.app(
+        """
+        import contextlib
+        import time
+        from fastapi import FastAPI
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app):
+            time.sleep(0.2)
+            yield
+
+        app = FastAPI(lifespan=lifespan)
+
+        @app.get("/fast")
+        async def fast():
+            return {}
+        """
+    )
+    project.tests(
+        """
+        import pytest
+        from starlette.testclient import TestClient
+        from app import app
+
+        @pytest.mark.noblock
+        def test_startup():
+            with TestClient(app) as client:
+                assert client.get("/fast").status_code == 200
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*= noblock notes =*",
+            "test_app.py::test_startup: the app's lifespan held the event loop for * ms at "
+            "app.py:7 (budget 50 ms); not counted against the app*",
+        ]
+    )
+
+
+def test_websocket_connect(project: Project) -> None:
+    project.app(
+        """
+        import time
+        from fastapi import FastAPI, WebSocket
+
+        app = FastAPI()
+
+        @app.websocket("/ws")
+        async def echo(websocket: WebSocket):
+            await websocket.accept()
+            text = await websocket.receive_text()
+            time.sleep(0.2)
+            await websocket.send_text(text)
+            await websocket.close()
+        """
+    )
+    project.tests(
+        """
+        import pytest
+        from starlette.testclient import TestClient
+        from app import app
+
+        @pytest.mark.noblock
+        def test_ws():
+            with TestClient(app).websocket_connect("/ws") as websocket:
+                websocket.send_text("hi")
+                assert websocket.receive_text() == "hi"
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "noblock: WEBSOCKET /ws held the event loop for * ms at app.py:10 (budget 50 ms)",
+            "  handler   app:echo",
+        ]
+    )
+
+
+def test_c_call_in_a_portal_thread_is_caught(project: Project) -> None:
+    # The CPU-time alarm only samples the main thread; a portal loop is not on it. The
+    # hold is measured all the same, and the watchdog usually sees the call's line.
+    project.app(
+        """
+        import json
+        from fastapi import FastAPI
+
+        app = FastAPI()
+        BIG = [{"key": index, "values": list(range(50))} for index in range(40000)]
+
+        @app.get("/dump")
+        async def dump():
+            for _ in range(3):
+                json.dumps(BIG)
+            return {}
+        """
+    )
+    project.tests(
+        """
+        import pytest
+        from starlette.testclient import TestClient
+        from app import app
+
+        @pytest.mark.noblock
+        def test_dump():
+            assert TestClient(app).get("/dump").status_code == 200
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["noblock: GET /dump held the event loop for * ms*"])
