@@ -10,7 +10,7 @@ import httpx
 import pytest
 from _pytest._code.code import ReprFileLocation
 
-from . import steps, tracking
+from . import steps, threadpool, tracking
 from .client import (
     HOW_TO_SET_THE_APP,
     AppError,
@@ -120,6 +120,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     item.obj = wrap_test(test, watch, transports)
     steps.install()
     tracking.install()
+    threadpool.install()
     try:
         outcome = yield
     except BaseException:
@@ -153,6 +154,7 @@ def _finish(item: pytest.Function, watch: LoopWatch | None, test: object) -> Non
         watch.stop()
     steps.uninstall()
     tracking.uninstall()
+    threadpool.uninstall()
 
 
 def _record(item: pytest.Item, findings: Findings, *, failed_already: bool) -> str | None:
@@ -163,9 +165,20 @@ def _record(item: pytest.Item, findings: Findings, *, failed_already: bool) -> s
         _add_note(item, note_for(hold, settings.budget_s, rootdir))
     if findings.dropped:
         _add_note(item, f"{findings.dropped} more long steps were not analysed (limit reached)")
-    if not findings.failing:
+    texts = []
+    if findings.failing:
+        verbosity = item.config.get_verbosity()
+        texts.append(failure_text(findings.failing, settings.budget_s, rootdir, verbosity))
+    waits = threadpool.take()
+    if waits is not None:
+        failure = threadpool.failure_text(waits, settings.max_thread_wait_ms)
+        if failure is not None:
+            texts.append(failure)
+        else:
+            _add_note(item, threadpool.describe(waits))
+    if not texts:
         return None
-    text = failure_text(findings.failing, settings.budget_s, rootdir, item.config.get_verbosity())
+    text = "\n\n".join(texts)
     if failed_already:
         item.stash[_section_key] = text
     return text

@@ -23,7 +23,7 @@ from typing import Any
 
 import anyio.from_thread
 
-from . import steps
+from . import steps, threadpool
 from .origins import LIFESPAN, current_origin
 from .settings import Settings
 from .tracking import TrackedApp
@@ -63,6 +63,7 @@ class SyncWatch:
 
     def __enter__(self) -> SyncWatch:
         steps.install()
+        threadpool.install()
         self._start_portal = anyio.from_thread.start_blocking_portal
         self._patch(anyio.from_thread, "start_blocking_portal", self._watched_portal)
         # Only when the test's code has imported it: never import Starlette for the user.
@@ -91,6 +92,7 @@ class SyncWatch:
         while self._undo:
             self._undo.pop()()
         steps.uninstall()
+        threadpool.uninstall()
 
     @property
     def watched(self) -> bool:

@@ -22,6 +22,7 @@ import sys
 import threading
 from types import FrameType
 
+from . import threadpool
 from .stacks import capture_with_local_types
 from .steps import StepClock
 from .threadtime import ThreadUsage, now
@@ -135,6 +136,7 @@ class Watchdog:
         if self._alarm is not None:
             self._alarm.rearm()
         self._usage.remember()
+        threadpool.sample()
         current = self._clock.current
         if current is None or at - current[1] < self._sample_after_s:
             return
