@@ -134,7 +134,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
             _add_note(
                 item,
                 "nothing was watched: the test body did not run on asyncio's own event loop "
-                "(trio and uvloop are not watched yet)",
+                "or trio (uvloop and others are not watched yet)",
             )
         else:
             _fail_on_holds(item, watch.findings())
