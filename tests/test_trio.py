@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fastapi  # noqa: F401
+import pytest
 from conftest import Project
 
 APP = """
@@ -93,3 +94,42 @@ def test_trio_test_code_hold_is_a_note(project: Project) -> None:
     result.stdout.fnmatch_lines(
         ["test_app.py::test_own_code: the test's own code held the event loop for * ms*"]
     )
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_noblock_client_on_both_backends(project: Project, backend: str) -> None:
+    project.app(
+        APP.replace(
+            "app = FastAPI()",
+            "import contextlib\n\n@contextlib.asynccontextmanager\nasync def lifespan(app):\n"
+            "    app.state.ready = True\n    yield\n    app.state.ready = False\n\n"
+            "app = FastAPI(lifespan=lifespan)",
+        )
+    )
+    project.tests(
+        f"""
+        import pytest
+        from app import app
+
+        @pytest.fixture
+        def anyio_backend():
+            return "{backend}"
+
+        @pytest.mark.anyio
+        @pytest.mark.noblock
+        async def test_blocking(noblock_client):
+            assert app.state.ready
+            assert (await noblock_client.get("/slow")).status_code == 200
+
+        @pytest.mark.anyio
+        @pytest.mark.noblock
+        async def test_clean(noblock_client):
+            assert (await noblock_client.get("/fast")).json() == {{"ok": True}}
+
+        def test_shut_down():
+            assert app.state.ready is False
+        """
+    )
+    result = project.run("-p", "no:asyncio")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["FAILED test_app.py::test_blocking - *noblock: GET /slow held*"])
