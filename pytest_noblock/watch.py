@@ -106,19 +106,21 @@ def wrap_test(
     @functools.wraps(test)
     async def run_watched(*args: Any, **kwargs: Any) -> Any:
         token = current_origin.set(TEST_CODE)
+        # Watched from before the lifespan starts until after it shut down: a hold there
+        # is the lifespan's (a note), never missed.
+        if watch is not None and (runs_on_asyncio_event_loop() or trio_steps.running()):
+            watch.start()
         try:
             for transport in transports:
                 await transport.lifespan.start()
-            if watch is not None and (runs_on_asyncio_event_loop() or trio_steps.running()):
-                watch.start()
+            return await test(*args, **kwargs)
+        finally:
+            current_origin.reset(token)
             try:
-                return await test(*args, **kwargs)
+                for transport in transports:
+                    await transport.aclose()
             finally:
                 if watch is not None:
                     watch.stop()
-        finally:
-            current_origin.reset(token)
-            for transport in transports:
-                await transport.aclose()
 
     return run_watched
