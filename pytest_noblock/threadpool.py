@@ -19,7 +19,7 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,19 +135,32 @@ class _MeteredLimiter:
         self._limiter = limiter
 
     async def __aenter__(self) -> None:
+        # asyncio's worker code: `async with limiter`, on behalf of the current task.
+        await self._acquire(self._limiter.acquire)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._limiter.release()
+
+    async def acquire_on_behalf_of(self, borrower: object) -> None:
+        # trio's worker code borrows for a placeholder object, not for the task.
+        self._pool.borrowers[id(borrower)] = (borrower, current_origin.get())
+        await self._acquire(lambda: self._limiter.acquire_on_behalf_of(borrower))
+
+    def release_on_behalf_of(self, borrower: object) -> None:
+        self._pool.borrowers.pop(id(borrower), None)
+        self._limiter.release_on_behalf_of(borrower)
+
+    async def _acquire(self, acquire: Callable[[], Awaitable[None]]) -> None:
         stats = self._limiter.statistics()
         if stats.tasks_waiting == 0 and stats.borrowed_tokens < stats.total_tokens:
-            await self._limiter.acquire()
+            await acquire()
             return
         self._pool.queued(self._limiter, stats)
         queued_at = time.perf_counter()
         try:
-            await self._limiter.acquire()
+            await acquire()
         finally:
             self._pool.waited(time.perf_counter() - queued_at)
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._limiter.release()
 
 
 _meter: _MeteredPool | None = None

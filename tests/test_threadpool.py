@@ -13,7 +13,7 @@ app = FastAPI()
 
 @app.get("/sync")
 def sync():
-    time.sleep(0.3)
+    time.sleep(0.5)
     return {}
 
 @app.get("/quick")
@@ -90,7 +90,9 @@ def test_max_thread_wait_ms_bad_value(project: Project) -> None:
 
 
 def test_testclient_thread_pool(project: Project) -> None:
-    project.app(APP)
+    # 50 test threads reach the portal one by one; a longer sleep keeps the pool full
+    # until the last of them has queued, even on a busy machine.
+    project.app(APP.replace("time.sleep(0.5)", "time.sleep(1.0)"))
     project.tests(
         """
         import concurrent.futures
@@ -111,3 +113,33 @@ def test_testclient_thread_pool(project: Project) -> None:
     result.stdout.fnmatch_lines(
         ["noblock: requests waited * ms for a worker thread (max_thread_wait_ms 100 ms)"]
     )
+
+
+def test_thread_pool_on_trio(project: Project) -> None:
+    project.app(APP)
+    project.tests(
+        """
+        import anyio
+        import pytest
+
+        @pytest.fixture
+        def anyio_backend():
+            return "trio"
+
+        @pytest.mark.anyio
+        @pytest.mark.noblock(budget_ms=500)
+        async def test_many(noblock_client):
+            statuses = []
+
+            async def get():
+                statuses.append((await noblock_client.get("/sync")).status_code)
+
+            async with anyio.create_task_group() as group:
+                for _ in range(50):
+                    group.start_soon(get)
+            assert statuses == [200] * 50
+        """
+    )
+    result = project.run("-p", "no:asyncio")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([WAIT_NOTE])
