@@ -9,7 +9,9 @@ For the length of a marked sync test, every blocking portal started gets its own
 clock and watchdog, attached from inside the portal's loop thread as soon as the portal
 is up and detached before it closes; and every request `TestClient` makes reaches the app
 through `tracking.TrackedApp`, on the portal's thread, so it is named and cut exactly as
-with `httpx.ASGITransport`. Nothing is patched before or after the test.
+with `httpx.ASGITransport`. A portal started before the test (a `TestClient` entered in
+a fixture, the usual suite) is watched from the test's first request on it. Nothing is
+patched before or after the test.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
@@ -26,7 +29,7 @@ import anyio.from_thread
 from . import steps, threadpool
 from .origins import LIFESPAN, current_origin
 from .settings import Settings
-from .tracking import TrackedApp
+from .tracking import ASGIApp, Receive, Scope, Send, TrackedApp
 from .watch import Findings, LoopWatch, runs_on_asyncio_event_loop
 
 NOTHING_WATCHED = (
@@ -71,7 +74,8 @@ class SyncWatch:
         if testclient is not None:
             transport = getattr(testclient, "_TestClientTransport", None)
             if transport is not None and hasattr(transport, "handle_request"):
-                self._patch(transport, "handle_request", _tracked_handle(transport.handle_request))
+                tracked = self._tracked_handle(transport.handle_request)
+                self._patch(transport, "handle_request", tracked)
             client = getattr(testclient, "TestClient", None)
             if client is not None and hasattr(client, "lifespan"):
                 self._patch(client, "lifespan", _lifespan_origin(client.lifespan))
@@ -127,6 +131,31 @@ class SyncWatch:
         setattr(owner, name, replacement)
         self._undo.append(lambda: setattr(owner, name, original))
 
+    def _tracked_handle(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        """`_TestClientTransport.handle_request` giving the app to a tracked copy of itself.
+
+        The user's transport is never modified: a shallow copy with the app wrapped handles
+        the request (WebSocket sessions, which it creates with its app, are covered too).
+        """
+        adopt = self._adopt
+
+        def handle_request(transport: Any, request: Any) -> Any:
+            twin = copy.copy(transport)
+            twin.app = _Adopting(TrackedApp(transport.app), adopt)
+            return original(twin, request)
+
+        return handle_request
+
+    def _adopt(self) -> None:
+        """Watch a portal loop that was already running when the test began.
+
+        The usual suite enters `with TestClient(app)` in a fixture, before the test body:
+        its loop is watched from the first request the test makes on it.
+        """
+        loop = _PortalLoop(LoopWatch(self.settings, cpu_alarm=False))
+        self._loops.append(loop)
+        loop.start()
+
     @contextlib.contextmanager
     def _watched_portal(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         with self._start_portal(*args, **kwargs) as portal:
@@ -142,19 +171,17 @@ class SyncWatch:
                 loop.watch.stop()
 
 
-def _tracked_handle(original: Callable[..., Any]) -> Callable[..., Any]:
-    """`_TestClientTransport.handle_request` giving the app to a tracked copy of itself.
+class _Adopting:
+    """Makes sure the loop a request runs on is watched, then hands the request on."""
 
-    The user's transport is never modified: a shallow copy with the app wrapped handles
-    the request (WebSocket sessions, which it creates with its app, are covered too).
-    """
+    def __init__(self, app: ASGIApp, adopt: Callable[[], None]) -> None:
+        self.app = app
+        self._adopt = adopt
 
-    def handle_request(self: Any, request: Any) -> Any:
-        twin = copy.copy(self)
-        twin.app = TrackedApp(self.app)
-        return original(twin, request)
-
-    return handle_request
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if threading.get_ident() not in steps.clocks:
+            self._adopt()
+        await self.app(scope, receive, send)
 
 
 def _lifespan_origin(

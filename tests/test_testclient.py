@@ -305,3 +305,36 @@ def test_c_call_in_a_portal_thread_is_caught(project: Project) -> None:
     result = project.run()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["noblock: GET /dump held the event loop for * ms*"])
+
+
+def test_client_from_a_fixture_started_before_the_test(project: Project) -> None:
+    # The usual FastAPI suite: the `with TestClient(app)` block is entered in a fixture,
+    # before the test body, so its portal loop already runs when the watch begins.
+    project.app(APP)
+    project.tests(
+        """
+        import pytest
+        from starlette.testclient import TestClient
+        from app import app
+
+        @pytest.fixture(scope="module")
+        def client():
+            with TestClient(app) as client:
+                yield client
+
+        @pytest.mark.noblock
+        def test_blocking(client):
+            assert client.get("/slow").status_code == 200
+
+        @pytest.mark.noblock
+        def test_clean(client):
+            assert client.get("/fast").status_code == 200
+
+        def test_unmarked(client):
+            assert client.get("/slow").status_code == 200
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(BLOCKING_REPORT)
+    result.stdout.fnmatch_lines(["FAILED test_app.py::test_blocking - *noblock: GET /slow held*"])
