@@ -26,7 +26,7 @@ from typing import Any
 
 import anyio.from_thread
 
-from . import steps, threadpool
+from . import steps, threadpool, trio_steps
 from .origins import LIFESPAN, current_origin
 from .settings import Settings
 from .tracking import ASGIApp, Receive, Scope, Send, TrackedApp
@@ -46,8 +46,8 @@ class _PortalLoop:
         self.backend: str | None = None
 
     def start(self) -> None:
-        if runs_on_asyncio_event_loop():
-            self.backend = "asyncio"
+        if runs_on_asyncio_event_loop() or trio_steps.running():
+            self.backend = "watched"
             self.watch.start()
         else:
             self.backend = "other"
@@ -119,8 +119,8 @@ class SyncWatch:
         unwatched = sum(1 for loop in self._loops if loop.backend == "other")
         if unwatched:
             notes.append(
-                f"{unwatched} portal loop(s) did not run on asyncio's own event loop and were "
-                "not watched"
+                f"{unwatched} portal loop(s) ran on neither asyncio's own event loop nor trio "
+                "and were not watched"
             )
         if not self.watched and not unwatched:
             notes.append(NOTHING_WATCHED)

@@ -338,3 +338,28 @@ def test_client_from_a_fixture_started_before_the_test(project: Project) -> None
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(BLOCKING_REPORT)
     result.stdout.fnmatch_lines(["FAILED test_app.py::test_blocking - *noblock: GET /slow held*"])
+
+
+def test_testclient_on_the_trio_backend(project: Project) -> None:
+    project.app(APP)
+    project.tests(
+        """
+        import pytest
+        from starlette.testclient import TestClient
+        from app import app
+
+        @pytest.mark.noblock
+        def test_blocking():
+            with TestClient(app, backend="trio") as client:
+                assert client.get("/slow").status_code == 200
+
+        @pytest.mark.noblock
+        def test_clean():
+            assert TestClient(app, backend="trio").get("/fast").status_code == 200
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(BLOCKING_REPORT)
+    result.stdout.no_fnmatch_line("*nothing was watched*")
+    result.stdout.no_fnmatch_line("*not watched*")
