@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import importlib
 import inspect
 from collections.abc import MutableMapping
 from types import ModuleType
 from typing import Any
 
+import anyio
 import httpx
 
+from . import trio_steps
 from .origins import LIFESPAN, current_origin
 from .tracking import ASGIApp, Message, Receive, Scope, Send
 
@@ -107,6 +110,28 @@ class LifespanError(Exception):
     """The app's lifespan startup or shutdown failed."""
 
 
+class _Phase:
+    """The outcome of one lifespan phase, awaited the same way on asyncio and on trio."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+        self.error: BaseException | None = None
+
+    def done(self) -> bool:
+        return self._event.is_set()
+
+    def resolve(self, error: BaseException | None = None) -> None:
+        if not self._event.is_set():
+            self.error = error
+            self._event.set()
+
+    async def wait(self) -> None:
+        # Waiting never disturbs the phase: a cancelled waiter leaves the lifespan running.
+        await self._event.wait()
+        if self.error is not None:
+            raise self.error
+
+
 class Lifespan:
     """Drives the ASGI lifespan protocol the way a server does, on the current loop."""
 
@@ -114,9 +139,12 @@ class Lifespan:
         self._app = app
         self.state: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
-        self._startup_done: asyncio.Future[None] | None = None
-        self._shutdown_requested: asyncio.Event | None = None
-        self._shutdown_done: asyncio.Future[None] | None = None
+        # On trio: a system task of the test's run, which nothing else can cancel.
+        self._trio_scope: Any = None
+        self._finished: anyio.Event | None = None
+        self._startup_done: _Phase | None = None
+        self._shutdown_requested: anyio.Event | None = None
+        self._shutdown_done: _Phase | None = None
         self._received = 0
         self.supported = True
         self.closed = False
@@ -127,31 +155,47 @@ class Lifespan:
                 "noblock_client was used after its test ended and the app's lifespan shut down"
             )
         if self._startup_done is None:
+            on_trio = trio_steps.running()
             try:
-                loop = asyncio.get_running_loop()
+                loop = None if on_trio else asyncio.get_running_loop()
             except RuntimeError:
                 raise LifespanError(
-                    "noblock_client needs an asyncio event loop; trio is not supported yet"
+                    "noblock_client needs an asyncio or trio event loop (run through "
+                    "pytest-asyncio or anyio's plugin)"
                 ) from None
-            self._startup_done = loop.create_future()
-            self._shutdown_done = loop.create_future()
-            self._shutdown_requested = asyncio.Event()
+            self._startup_done = _Phase()
+            self._shutdown_done = _Phase()
+            self._shutdown_requested = anyio.Event()
+            self._finished = anyio.Event()
             token = current_origin.set(LIFESPAN)
             try:
-                self._task = loop.create_task(self._run(), name="pytest-noblock lifespan")
+                if loop is not None:
+                    self._task = loop.create_task(self._run(), name="pytest-noblock lifespan")
+                else:
+                    import trio
+
+                    trio.lowlevel.spawn_system_task(
+                        self._run_on_trio,
+                        name="pytest-noblock lifespan",
+                        context=contextvars.copy_context(),
+                    )
             finally:
                 current_origin.reset(token)
-        await asyncio.shield(self._startup_done)
+        await self._startup_done.wait()
 
     async def shutdown(self) -> None:
         self.closed = True
-        task = self._task
-        if task is None or self._shutdown_requested is None or self._shutdown_done is None:
+        if self._finished is None or self._shutdown_requested is None:
             return
-        if self.supported and not task.done():
+        if self._shutdown_done is None:
+            return
+        if self.supported and not self._finished.is_set():
             self._shutdown_requested.set()
-            await asyncio.shield(self._shutdown_done)
-        await task
+            await self._shutdown_done.wait()
+        if self._task is not None:
+            await self._task
+        else:
+            await self._finished.wait()
 
     def abandon(self) -> None:
         """When the test never reached its end: the cancellation makes the app shut down."""
@@ -160,6 +204,18 @@ class Lifespan:
             loop = self._task.get_loop()
             if not loop.is_closed():
                 self._task.cancel()
+        if self._trio_scope is not None:
+            # Once the trio run is over, its system tasks are already gone.
+            with contextlib.suppress(RuntimeError):
+                self._trio_scope.cancel()
+
+    async def _run_on_trio(self) -> None:
+        import trio
+
+        with trio.CancelScope() as scope:
+            self._trio_scope = scope
+            await self._run()
+        self._trio_scope = None
 
     async def _run(self) -> None:
         assert self._startup_done is not None
@@ -181,17 +237,19 @@ class Lifespan:
         finally:
             if not self._startup_done.done():
                 self.supported = False
-                _resolve(self._startup_done)
-            _resolve(self._shutdown_done)
+                self._startup_done.resolve()
+            self._shutdown_done.resolve()
+            if self._finished is not None:
+                self._finished.set()
 
     def _fail(self, message: str) -> None:
         """Hand the error to whoever waits for the current phase, and to no one else."""
         assert self._startup_done is not None
         assert self._shutdown_done is not None
         if not self._startup_done.done():
-            _resolve(self._startup_done, LifespanError(message))
-        elif self._startup_done.exception() is None and self._shutdown_requested_set():
-            _resolve(self._shutdown_done, LifespanError(message))
+            self._startup_done.resolve(LifespanError(message))
+        elif self._startup_done.error is None and self._shutdown_requested_set():
+            self._shutdown_done.resolve(LifespanError(message))
 
     def _shutdown_requested_set(self) -> bool:
         return self._shutdown_requested is not None and self._shutdown_requested.is_set()
@@ -204,8 +262,12 @@ class Lifespan:
         # Cancelled when the loop is closed before the test body reached its end (a
         # fixture failed, say): shut down gracefully, as a server does on SIGTERM, so
         # the app's clean-up code still runs.
-        with contextlib.suppress(asyncio.CancelledError):
+        if self._task is None:
+            # trio: a cancelled task must not swallow its cancellation.
             await self._shutdown_requested.wait()
+        else:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._shutdown_requested.wait()
         return {"type": "lifespan.shutdown"}
 
     async def _send(self, message: Message) -> None:
@@ -213,11 +275,11 @@ class Lifespan:
         assert self._shutdown_done is not None
         kind = message.get("type")
         if kind == "lifespan.startup.complete":
-            _resolve(self._startup_done)
+            self._startup_done.resolve()
         elif kind == "lifespan.startup.failed":
             self._fail(f"the app's lifespan startup failed: {_last_line(message)}")
         elif kind == "lifespan.shutdown.complete":
-            _resolve(self._shutdown_done)
+            self._shutdown_done.resolve()
         elif kind == "lifespan.shutdown.failed":
             self._fail(f"the app's lifespan shutdown failed: {_last_line(message)}")
 
@@ -227,15 +289,6 @@ def _last_line(message: Message) -> str:
     lines = [line.strip() for line in str(message.get("message", "")).splitlines()]
     lines = [line for line in lines if line]
     return lines[-1] if lines else "(no message)"
-
-
-def _resolve(future: asyncio.Future[None], error: BaseException | None = None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
 
 
 class WithState:

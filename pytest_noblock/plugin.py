@@ -10,7 +10,7 @@ import httpx
 import pytest
 from _pytest._code.code import ReprFileLocation
 
-from . import steps, tracking
+from . import steps, threadpool, tracking
 from .client import (
     HOW_TO_SET_THE_APP,
     AppError,
@@ -21,6 +21,7 @@ from .client import (
 )
 from .client import make_client as _make_client
 from .holds import Hold
+from .portals import SyncWatch
 from .records import hold_record, make_record
 from .report import failure_text, note_for
 from .session import REPORT_ATTRIBUTE, Gate, add_session_options
@@ -101,12 +102,22 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     if (settings is None and not transports) or not isinstance(item, pytest.Function):
         return (yield)
     if not inspect.iscoroutinefunction(test):
-        if settings is not None:
-            _add_note(
-                item,
-                "nothing was watched: this test is not `async def`, so no event loop ran in it",
-            )
-        return (yield)
+        if settings is None:
+            return (yield)
+        # A sync test: the loops are the ones its TestClient starts in portal threads.
+        with SyncWatch(settings) as sync_watch:
+            try:
+                outcome = yield
+            except BaseException:
+                sync_watch.stop()
+                if sync_watch.watched:
+                    _record(item, sync_watch.findings(), failed_already=True)
+                raise
+        for note in sync_watch.notes():
+            _add_note(item, note)
+        if sync_watch.watched:
+            _fail_on_holds(item, sync_watch.findings())
+        return outcome
     if not _runs_async(item):
         pytest.fail(
             f"noblock: {item.name} is `async def` but no async plugin runs it, so nothing would "
@@ -118,6 +129,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     item.obj = wrap_test(test, watch, transports)
     steps.install()
     tracking.install()
+    threadpool.install()
     try:
         outcome = yield
     except BaseException:
@@ -133,14 +145,18 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
                 _add_note(
                     item,
                     "nothing was watched: the test body did not run on asyncio's own event loop "
-                    "(trio and uvloop are not watched yet)",
+                    "or trio (uvloop and others are not watched yet)",
                 )
         else:
-            text = _record(item, watch.findings(), failed_already=False)
-            if text is not None:
-                item.stash[_headline_key] = text.splitlines()[0]
-                pytest.fail(text, pytrace=False)
+            _fail_on_holds(item, watch.findings())
     return outcome
+
+
+def _fail_on_holds(item: pytest.Item, findings: Findings) -> None:
+    text = _record(item, findings, failed_already=False)
+    if text is not None:
+        item.stash[_headline_key] = text.splitlines()[0]
+        pytest.fail(text, pytrace=False)
 
 
 def _finish(item: pytest.Function, watch: LoopWatch | None, test: object) -> None:
@@ -149,6 +165,7 @@ def _finish(item: pytest.Function, watch: LoopWatch | None, test: object) -> Non
         watch.stop()
     steps.uninstall()
     tracking.uninstall()
+    threadpool.uninstall()
 
 
 def _record(item: pytest.Item, findings: Findings, *, failed_already: bool) -> str | None:
@@ -159,10 +176,21 @@ def _record(item: pytest.Item, findings: Findings, *, failed_already: bool) -> s
         _add_note(item, note_for(hold, settings.budget_s, rootdir))
     if findings.dropped:
         _add_note(item, f"{findings.dropped} more long steps were not analysed (limit reached)")
+    texts = []
     failing = _gate_records(item, settings, findings, rootdir)
-    if not failing:
+    if failing:
+        verbosity = item.config.get_verbosity()
+        texts.append(failure_text(failing, settings.budget_s, rootdir, verbosity))
+    waits = threadpool.take()
+    if waits is not None:
+        failure = threadpool.failure_text(waits, settings.max_thread_wait_ms)
+        if failure is not None:
+            texts.append(failure)
+        else:
+            _add_note(item, threadpool.describe(waits))
+    if not texts:
         return None
-    text = failure_text(failing, settings.budget_s, rootdir, item.config.get_verbosity())
+    text = "\n\n".join(texts)
     if failed_already:
         item.stash[_section_key] = text
     return text

@@ -11,17 +11,20 @@ import pytest
 DEFAULT_BUDGET_MS = 50.0
 MARKER = "noblock"
 MARKER_HELP = (
-    "noblock(budget_ms=None, *, count_test_code=False): fail the test when code serving a "
-    "request holds the event loop longer than budget_ms (default: ini noblock_budget_ms, 50). "
+    "noblock(budget_ms=None, *, count_test_code=False, max_thread_wait_ms=None): fail the "
+    "test when code serving a request holds the event loop longer than budget_ms (default: "
+    "ini noblock_budget_ms, 50), or when a call waited longer than max_thread_wait_ms for a "
+    "worker thread (default: ini noblock_max_thread_wait_ms; unset: only a note). "
     "noblock(False) leaves the test unwatched under --noblock-all."
 )
-_MARKER_KEYWORDS = ("budget_ms", "count_test_code")
+_MARKER_KEYWORDS = ("budget_ms", "count_test_code", "max_thread_wait_ms")
 
 
 @dataclass(frozen=True)
 class Settings:
     budget_ms: float
     count_test_code: bool
+    max_thread_wait_ms: float | None = None
 
     @property
     def budget_s(self) -> float:
@@ -53,6 +56,11 @@ def add_options(parser: pytest.Parser) -> None:
         type="bool",
         default=False,
     )
+    parser.addini(
+        "noblock_max_thread_wait_ms",
+        help="fail when a call waited longer than this for a worker thread (default: a note).",
+        default="",
+    )
 
 
 def parse_budget(value: object, where: str) -> float:
@@ -76,8 +84,12 @@ def default_settings(config: pytest.Config) -> Settings:
         budget = parse_budget(cli, "--noblock-budget-ms")
     else:
         budget = parse_budget(config.getini("noblock_budget_ms"), "ini option noblock_budget_ms")
+    raw_wait = config.getini("noblock_max_thread_wait_ms")
+    max_wait = parse_budget(raw_wait, "ini option noblock_max_thread_wait_ms") if raw_wait else None
     return Settings(
-        budget_ms=budget, count_test_code=bool(config.getini("noblock_count_test_code"))
+        budget_ms=budget,
+        count_test_code=bool(config.getini("noblock_count_test_code")),
+        max_thread_wait_ms=max_wait,
     )
 
 
@@ -114,4 +126,9 @@ def settings_for(
         raise pytest.UsageError(
             f"noblock: {where}(count_test_code=...) must be True or False, got {count_test_code!r}"
         )
-    return Settings(budget_ms=budget, count_test_code=count_test_code)
+    max_wait = defaults.max_thread_wait_ms
+    if marker.kwargs.get("max_thread_wait_ms") is not None:
+        max_wait = parse_budget(
+            marker.kwargs["max_thread_wait_ms"], f"{where}(max_thread_wait_ms=...)"
+        )
+    return Settings(budget_ms=budget, count_test_code=count_test_code, max_thread_wait_ms=max_wait)

@@ -216,12 +216,18 @@ def _timed_run(handle: asyncio.Handle, _get_ident: Callable[[], int] = threading
     if clock is not None:
         clock.open(handle._context.get(current_origin))  # type: ignore[attr-defined]
     try:
-        _original_run(handle)  # type: ignore[misc]
+        # A loop in another thread (a TestClient portal that outlives the test) may be
+        # here just as `uninstall` runs: by then the original is back on the class.
+        (_original_run or _restored_run)(handle)
     finally:
         # Also looked up afterwards: the test body attaches its clock in mid-step.
         clock = clocks.get(ident)
         if clock is not None:
             clock.close()
+
+
+def _restored_run(handle: asyncio.Handle) -> None:
+    asyncio.Handle._run(handle)
 
 
 def install() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import steps
+from . import steps, trio_steps
 from .client import LifespanTransport
 from .holds import Hold, find_holds
 from .origins import TEST_CODE, current_origin
@@ -37,6 +37,7 @@ class LoopWatch:
         self._usage: ThreadUsage | None = None
         self._watchdog: Watchdog | None = None
         self._findings: Findings | None = None
+        self._detach_trio: Callable[[], None] | None = None
 
     @property
     def started(self) -> bool:
@@ -47,6 +48,8 @@ class LoopWatch:
         self._usage = ThreadUsage(ident, threading.get_native_id())
         self._clock = StepClock(ident, self._usage, keep_over_s=self.settings.budget_s)
         steps.attach(self._clock, TEST_CODE)
+        if trio_steps.running():
+            self._detach_trio = trio_steps.attach(self._clock)
         # The alarm's handler runs on the main thread: it can only sample a loop there.
         on_main_thread = threading.current_thread() is threading.main_thread()
         self._watchdog = Watchdog(
@@ -56,6 +59,9 @@ class LoopWatch:
 
     def stop(self) -> None:
         """Idempotent, and safe from any thread: also the last line of clean-up."""
+        if self._detach_trio is not None:
+            self._detach_trio()
+            self._detach_trio = None
         if self._clock is not None:
             steps.detach(self._clock)
         if self._watchdog is not None:
@@ -100,19 +106,21 @@ def wrap_test(
     @functools.wraps(test)
     async def run_watched(*args: Any, **kwargs: Any) -> Any:
         token = current_origin.set(TEST_CODE)
+        # Watched from before the lifespan starts until after it shut down: a hold there
+        # is the lifespan's (a note), never missed.
+        if watch is not None and (runs_on_asyncio_event_loop() or trio_steps.running()):
+            watch.start()
         try:
             for transport in transports:
                 await transport.lifespan.start()
-            if watch is not None and runs_on_asyncio_event_loop():
-                watch.start()
+            return await test(*args, **kwargs)
+        finally:
+            current_origin.reset(token)
             try:
-                return await test(*args, **kwargs)
+                for transport in transports:
+                    await transport.aclose()
             finally:
                 if watch is not None:
                     watch.stop()
-        finally:
-            current_origin.reset(token)
-            for transport in transports:
-                await transport.aclose()
 
     return run_watched

@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
+from . import threadpool
 from .stacks import capture_with_local_types
 from .steps import Sample, StepClock
 from .threadtime import ThreadUsage, now
@@ -143,6 +144,7 @@ class Watchdog:
         since_last_tick = at - self._last_tick
         self._last_tick = at
         self._usage.remember()
+        threadpool.sample()
         current = self._clock.current
         if current is None or at - current[1] < self._sample_after_s:
             return

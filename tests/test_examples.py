@@ -1,4 +1,4 @@
-"""The shipped examples, run for real: two tests fail on a hold, three pass."""
+"""The shipped examples, run for real: four tests fail on a hold, five pass."""
 
 from __future__ import annotations
 
@@ -74,14 +74,55 @@ def assert_lines_in_a_row(result: pytest.RunResult, expected: list[str]) -> None
     )
 
 
-def test_two_examples_fail_and_three_pass(examples_run: pytest.RunResult) -> None:
-    examples_run.assert_outcomes(failed=2, passed=3)
+def test_four_examples_fail_and_five_pass(examples_run: pytest.RunResult) -> None:
+    examples_run.assert_outcomes(failed=4, passed=5, warnings=None)
     examples_run.stdout.fnmatch_lines(
         [
             "FAILED examples/test_app.py::test_bad_practice - noblock: GET /bad-practice*",
             "FAILED examples/test_app.py::test_blocking_dependency - noblock: GET /settings*",
+            "FAILED examples/testclient/test_testclient.py::test_report - noblock: GET /report*",
+            "FAILED examples/trio/test_trio.py::test_slow_lookup - noblock: GET /slow-lookup*",
         ]
     )
+
+
+def test_the_testclient_example_names_the_sleep_in_build_report(
+    examples_run: pytest.RunResult,
+) -> None:
+    tree = ast.parse((ROOT / "examples" / "testclient" / "app.py").read_text())
+    line = next(
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "time.sleep"
+    )
+    examples_run.stdout.fnmatch_lines(
+        [
+            "noblock: GET /report held the event loop for * ms "
+            f"at examples/testclient/app.py:{line} (budget 50 ms)",
+            "  handler   examples.testclient.app:build_report",
+            f"  call      examples/testclient/app.py:{line} in build_report",
+        ]
+    )
+    examples_run.stdout.no_fnmatch_line("*GET /digest held*")
+
+
+def test_the_trio_example_names_the_sleep_in_slow_lookup(
+    examples_run: pytest.RunResult,
+) -> None:
+    tree = ast.parse((ROOT / "examples" / "trio" / "app.py").read_text())
+    line = next(
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "time.sleep"
+    )
+    examples_run.stdout.fnmatch_lines(
+        [
+            "noblock: GET /slow-lookup held the event loop for * ms "
+            f"at examples/trio/app.py:{line} (budget 50 ms)",
+            "  handler   examples.trio.app:slow_lookup",
+        ]
+    )
+    examples_run.stdout.no_fnmatch_line("*GET /fast-lookup held*")
 
 
 def test_the_bad_practice_report_names_the_requests_get_line(

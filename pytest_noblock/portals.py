@@ -1,0 +1,199 @@
+"""Watching the loops a sync test starts in other threads: `TestClient`'s portals.
+
+Starlette's (and so FastAPI's) `TestClient` runs the app on an event loop in a thread of
+its own, started by `anyio.from_thread.start_blocking_portal`: one portal for a `with
+TestClient(app)` block, a new one for every request without it. The sync test's thread
+only waits for that loop, so it is never the one holding it.
+
+For the length of a marked sync test, every blocking portal started gets its own step
+clock and watchdog, attached from inside the portal's loop thread as soon as the portal
+is up and detached before it closes; and every request `TestClient` makes reaches the app
+through `tracking.TrackedApp`, on the portal's thread, so it is named and cut exactly as
+with `httpx.ASGITransport`. A portal started before the test (a `TestClient` entered in
+a fixture, the usual suite) is watched from the test's first request on it. Nothing is
+patched before or after the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any
+
+import anyio.from_thread
+
+from . import steps, threadpool, trio_steps
+from .origins import LIFESPAN, current_origin
+from .settings import Settings
+from .tracking import ASGIApp, Receive, Scope, Send, TrackedApp
+from .watch import Findings, LoopWatch, runs_on_asyncio_event_loop
+
+NOTHING_WATCHED = (
+    "nothing was watched: no event loop ran in this sync test (a `TestClient(app)` request "
+    "runs one; other sync code is not watched)"
+)
+
+
+class _PortalLoop:
+    """The watch of one portal's loop, started and stopped on that loop's thread."""
+
+    def __init__(self, watch: LoopWatch) -> None:
+        self.watch = watch
+        self.backend: str | None = None
+
+    def start(self) -> None:
+        if runs_on_asyncio_event_loop() or trio_steps.running():
+            self.backend = "watched"
+            self.watch.start()
+        else:
+            self.backend = "other"
+
+
+class SyncWatch:
+    """Patches in place for one marked sync test; a context manager that always undoes them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._loops: list[_PortalLoop] = []
+        self._undo: list[Callable[[], None]] = []
+        self._start_portal: Callable[..., contextlib.AbstractContextManager[Any]] = (
+            anyio.from_thread.start_blocking_portal
+        )
+
+    def __enter__(self) -> SyncWatch:
+        steps.install()
+        threadpool.install()
+        self._start_portal = anyio.from_thread.start_blocking_portal
+        self._patch(anyio.from_thread, "start_blocking_portal", self._watched_portal)
+        # Only when the test's code has imported it: never import Starlette for the user.
+        testclient = sys.modules.get("starlette.testclient")
+        if testclient is not None:
+            transport = getattr(testclient, "_TestClientTransport", None)
+            if transport is not None and hasattr(transport, "handle_request"):
+                tracked = self._tracked_handle(transport.handle_request)
+                self._patch(transport, "handle_request", tracked)
+            client = getattr(testclient, "TestClient", None)
+            if client is not None and hasattr(client, "lifespan"):
+                self._patch(client, "lifespan", _lifespan_origin(client.lifespan))
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Idempotent: every watch stopped, every patch undone."""
+        for loop in self._loops:
+            loop.watch.stop()
+        while self._undo:
+            self._undo.pop()()
+        steps.uninstall()
+        threadpool.uninstall()
+
+    @property
+    def watched(self) -> bool:
+        return any(loop.watch.started for loop in self._loops)
+
+    def findings(self) -> Findings:
+        merged = Findings()
+        for loop in self._loops:
+            found = loop.watch.findings()
+            merged.failing.extend(found.failing)
+            merged.noted.extend(found.noted)
+            merged.steps += found.steps
+            merged.dropped += found.dropped
+        merged.failing.sort(key=lambda hold: hold.held_s, reverse=True)
+        merged.noted.sort(key=lambda hold: hold.held_s, reverse=True)
+        return merged
+
+    def notes(self) -> list[str]:
+        notes = []
+        unwatched = sum(1 for loop in self._loops if loop.backend == "other")
+        if unwatched:
+            notes.append(
+                f"{unwatched} portal loop(s) ran on neither asyncio's own event loop nor trio "
+                "and were not watched"
+            )
+        if not self.watched and not unwatched:
+            notes.append(NOTHING_WATCHED)
+        return notes
+
+    def _patch(self, owner: object, name: str, replacement: object) -> None:
+        original = getattr(owner, name)
+        setattr(owner, name, replacement)
+        self._undo.append(lambda: setattr(owner, name, original))
+
+    def _tracked_handle(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        """`_TestClientTransport.handle_request` giving the app to a tracked copy of itself.
+
+        The user's transport is never modified: a shallow copy with the app wrapped handles
+        the request (WebSocket sessions, which it creates with its app, are covered too).
+        """
+        adopt = self._adopt
+
+        def handle_request(transport: Any, request: Any) -> Any:
+            twin = copy.copy(transport)
+            twin.app = _Adopting(TrackedApp(transport.app), adopt)
+            return original(twin, request)
+
+        return handle_request
+
+    def _adopt(self) -> None:
+        """Watch a portal loop that was already running when the test began.
+
+        The usual suite enters `with TestClient(app)` in a fixture, before the test body:
+        its loop is watched from the first request the test makes on it.
+        """
+        loop = _PortalLoop(LoopWatch(self.settings, cpu_alarm=False))
+        self._loops.append(loop)
+        loop.start()
+
+    @contextlib.contextmanager
+    def _watched_portal(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        with self._start_portal(*args, **kwargs) as portal:
+            loop = _PortalLoop(LoopWatch(self.settings, cpu_alarm=False))
+            self._loops.append(loop)
+            try:
+                portal.call(loop.start)
+                yield portal
+            finally:
+                # On the loop's thread while it still runs; directly if the portal broke.
+                with contextlib.suppress(Exception):
+                    portal.call(loop.watch.stop)
+                loop.watch.stop()
+
+
+class _Adopting:
+    """Makes sure the loop a request runs on is watched, then hands the request on."""
+
+    def __init__(self, app: ASGIApp, adopt: Callable[[], None]) -> None:
+        self.app = app
+        self._adopt = adopt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if threading.get_ident() not in steps.clocks:
+            self._adopt()
+        await self.app(scope, receive, send)
+
+
+def _lifespan_origin(
+    original: Callable[[Any], Any],
+) -> Callable[[Any], Any]:
+    """`TestClient.lifespan` run as the app's lifespan: noted, never blamed on a request."""
+
+    async def lifespan(self: Any) -> None:
+        token = current_origin.set(LIFESPAN)
+        try:
+            await original(self)
+        finally:
+            current_origin.reset(token)
+
+    return lifespan

@@ -1,0 +1,284 @@
+"""Every place a handler's code runs, on FastAPI and plain Starlette, through both clients.
+
+Each case blocks in one place only (its own path); the report must name that request and
+the blocking line, whether the test uses `noblock_client` or a sync `TestClient`.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import fastapi  # noqa: F401
+import pytest
+from conftest import Project
+
+FASTAPI_APP = """
+import time
+from fastapi import BackgroundTasks, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+app = FastAPI()
+
+
+class Boom(Exception):
+    pass
+
+
+@app.middleware("http")
+async def http_middleware(request: Request, call_next):
+    if request.url.path == "/middleware":
+        time.sleep(0.2)  # hold:middleware
+    return await call_next(request)
+
+
+class PureMiddleware:
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("path") == "/asgi-middleware":
+            time.sleep(0.2)  # hold:asgi-middleware
+        await self.app(scope, receive, send)
+
+
+app.add_middleware(PureMiddleware)
+
+
+@app.exception_handler(Boom)
+async def on_boom(request: Request, exc: Boom):
+    time.sleep(0.2)  # hold:exception-handler
+    return JSONResponse({"error": "boom"}, status_code=418)
+
+
+async def plain_dependency():
+    time.sleep(0.2)  # hold:dependency
+    return 1
+
+
+async def yield_dependency():
+    yield 1
+    time.sleep(0.2)  # hold:yield-cleanup
+
+
+@app.get("/dependency")
+async def uses_dependency(value: int = Depends(plain_dependency)):
+    return {}
+
+
+@app.get("/yield-cleanup")
+async def uses_yield_dependency(value: int = Depends(yield_dependency)):
+    return {}
+
+
+@app.get("/middleware")
+async def behind_middleware():
+    return {}
+
+
+@app.get("/asgi-middleware")
+async def behind_asgi_middleware():
+    return {}
+
+
+@app.get("/exception-handler")
+async def raises():
+    raise Boom()
+
+
+async def background_job():
+    time.sleep(0.2)  # hold:background
+
+
+@app.get("/background")
+async def with_background(tasks: BackgroundTasks):
+    tasks.add_task(background_job)
+    return {}
+
+
+async def chunks():
+    yield b"a"
+    time.sleep(0.2)  # hold:streaming
+    yield b"b"
+
+
+@app.get("/streaming")
+async def streaming():
+    return StreamingResponse(chunks())
+"""
+
+STARLETTE_APP = """
+import time
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+
+class Boom(Exception):
+    pass
+
+
+async def dispatch(request, call_next):
+    if request.url.path == "/middleware":
+        time.sleep(0.2)  # hold:middleware
+    return await call_next(request)
+
+
+class PureMiddleware:
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("path") == "/asgi-middleware":
+            time.sleep(0.2)  # hold:asgi-middleware
+        await self.app(scope, receive, send)
+
+
+async def on_boom(request, exc):
+    time.sleep(0.2)  # hold:exception-handler
+    return JSONResponse({"error": "boom"}, status_code=418)
+
+
+async def ok(request):
+    return JSONResponse({})
+
+
+async def raises(request):
+    raise Boom()
+
+
+async def background_job():
+    time.sleep(0.2)  # hold:background
+
+
+async def with_background(request):
+    return JSONResponse({}, background=BackgroundTask(background_job))
+
+
+async def chunks():
+    yield b"a"
+    time.sleep(0.2)  # hold:streaming
+    yield b"b"
+
+
+async def streaming(request):
+    return StreamingResponse(chunks())
+
+
+app = Starlette(
+    routes=[
+        Route("/middleware", ok),
+        Route("/asgi-middleware", ok),
+        Route("/exception-handler", raises),
+        Route("/background", with_background),
+        Route("/streaming", streaming),
+    ],
+    middleware=[Middleware(BaseHTTPMiddleware, dispatch=dispatch), Middleware(PureMiddleware)],
+    exception_handlers={Boom: on_boom},
+)
+"""
+
+
+def hold_lines(source: str) -> dict[str, int]:
+    lines = textwrap.dedent(source).lstrip("\n").splitlines()
+    return {
+        line.split("# hold:")[1]: number
+        for number, line in enumerate(lines, start=1)
+        if "# hold:" in line
+    }
+
+
+def write_tests(places: list[str]) -> str:
+    body = [
+        "import pytest",
+        "from starlette.testclient import TestClient",
+        "from app import app",
+        "",
+    ]
+    for place in places:
+        name = place.replace("-", "_")
+        body += [
+            "@pytest.mark.noblock",
+            f"async def test_{name}_async(noblock_client):",
+            f'    await noblock_client.get("/{place}")',
+            "",
+            "@pytest.mark.noblock",
+            f"def test_{name}_sync():",
+            f'    TestClient(app, raise_server_exceptions=False).get("/{place}")',
+            "",
+        ]
+    return "\n".join(body)
+
+
+@pytest.mark.parametrize("source", [FASTAPI_APP, STARLETTE_APP], ids=["fastapi", "starlette"])
+def test_holds_are_caught_where_the_handler_code_runs(project: Project, source: str) -> None:
+    places = hold_lines(source)
+    project.app(source)
+    project.tests(write_tests(list(places)))
+    result = project.run()
+    result.assert_outcomes(failed=2 * len(places))
+    for place, line in places.items():
+        name = place.replace("-", "_")
+        for kind in ("async", "sync"):
+            result.stdout.fnmatch_lines(
+                [
+                    f"*_ test_{name}_{kind} _*",
+                    f"noblock: GET /{place} held the event loop for * ms at app.py:{line} "
+                    "(budget 50 ms)",
+                ]
+            )
+
+
+LIFESPAN_APP = """
+import contextlib
+import time
+from fastapi import FastAPI
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    time.sleep(0.2)  # hold:startup
+    yield
+    time.sleep(0.2)  # hold:shutdown
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/fast")
+async def fast():
+    return {}
+"""
+
+
+def test_lifespan_startup_and_shutdown_are_notes(project: Project) -> None:
+    lines = hold_lines(LIFESPAN_APP)
+    project.app(LIFESPAN_APP)
+    project.tests(
+        """
+        import pytest
+        from starlette.testclient import TestClient
+        from app import app
+
+        @pytest.mark.noblock
+        async def test_async(noblock_client):
+            assert (await noblock_client.get("/fast")).status_code == 200
+
+        @pytest.mark.noblock
+        def test_sync():
+            with TestClient(app) as client:
+                assert client.get("/fast").status_code == 200
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(passed=2)
+    for kind in ("async", "sync"):
+        for phase in ("startup", "shutdown"):
+            result.stdout.fnmatch_lines(
+                [
+                    f"test_app.py::test_{kind}: the app's lifespan held the event loop for * ms "
+                    f"at app.py:{lines[phase]} (budget 50 ms); not counted against the app*"
+                ]
+            )
