@@ -10,7 +10,7 @@ import httpx
 import pytest
 from _pytest._code.code import ReprFileLocation
 
-from . import steps, tracking
+from . import steps, strict, tracking
 from .client import (
     HOW_TO_SET_THE_APP,
     AppError,
@@ -32,6 +32,7 @@ _cpu_alarm_key = pytest.StashKey[bool]()
 _section_key = pytest.StashKey[str]()
 _headline_key = pytest.StashKey[str]()
 _notes_key = pytest.StashKey[list[str]]()
+_allow_used_key = pytest.StashKey[set[str]]()
 
 NOTES_SECTION = "noblock notes"
 FAILURE_SECTION = "noblock: the event loop was held"
@@ -107,6 +108,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         )
     watch = LoopWatch(settings, item.config.stash[_cpu_alarm_key]) if settings is not None else None
     item.obj = wrap_test(test, watch, transports)
+    recorder = None
+    if settings is not None and settings.strict:
+        recorder = strict.Recorder((*settings.allow, *settings.ini_allow))
+        item.obj = strict.wrap_test(item.obj, recorder)
     steps.install()
     tracking.install()
     try:
@@ -114,7 +119,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     except BaseException:
         _finish(item, watch, test)
         if watch is not None and watch.started:
-            _record(item, watch.findings(), failed_already=True)
+            _record(item, watch.findings(), recorder, failed_already=True)
         raise
     _finish(item, watch, test)
     if watch is not None:
@@ -125,7 +130,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
                 "(trio and uvloop are not watched yet)",
             )
         else:
-            text = _record(item, watch.findings(), failed_already=False)
+            text = _record(item, watch.findings(), recorder, failed_already=False)
             if text is not None:
                 item.stash[_headline_key] = text.splitlines()[0]
                 pytest.fail(text, pytrace=False)
@@ -138,9 +143,16 @@ def _finish(item: pytest.Function, watch: LoopWatch | None, test: object) -> Non
         watch.stop()
     steps.uninstall()
     tracking.uninstall()
+    strict.uninstall()
 
 
-def _record(item: pytest.Item, findings: Findings, *, failed_already: bool) -> str | None:
+def _record(
+    item: pytest.Item,
+    findings: Findings,
+    recorder: strict.Recorder | None,
+    *,
+    failed_already: bool,
+) -> str | None:
     """Notes go to the report; returns the failure text when the app held the loop."""
     settings = item.stash[_settings_key]
     rootdir = str(item.config.rootpath)
@@ -148,12 +160,31 @@ def _record(item: pytest.Item, findings: Findings, *, failed_already: bool) -> s
         _add_note(item, note_for(hold, settings.budget_s, rootdir))
     if findings.dropped:
         _add_note(item, f"{findings.dropped} more long steps were not analysed (limit reached)")
-    if not findings.failing:
-        return None
-    text = failure_text(findings.failing, settings.budget_s, rootdir, item.config.get_verbosity())
-    if failed_already:
+    texts = [_strict_text(item, recorder, findings)] if recorder is not None else []
+    if findings.failing:
+        verbosity = item.config.get_verbosity()
+        texts.insert(0, failure_text(findings.failing, settings.budget_s, rootdir, verbosity))
+    text = "\n\n".join(part for part in texts if part) or None
+    if text is not None and failed_already:
         item.stash[_section_key] = text
     return text
+
+
+def _strict_text(item: pytest.Item, recorder: strict.Recorder, findings: Findings) -> str | None:
+    settings = item.stash[_settings_key]
+    timed = [
+        (hold.call_site.filename, hold.call_site.lineno)
+        for hold in findings.failing
+        if hold.call_site
+    ]
+    verdict = strict.judge(recorder, timed)
+    note = strict.stale_note(settings.allow, verdict.used)
+    if note is not None:
+        _add_note(item, note)
+    item.config.stash.setdefault(_allow_used_key, set()).update(verdict.used)
+    if not verdict.findings:
+        return None
+    return strict.failure_text(verdict.findings, str(item.config.rootpath))
 
 
 def _add_note(item: pytest.Item, note: str) -> None:
@@ -203,6 +234,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             for title, content in getattr(report, "sections", ()):
                 if title == NOTES_SECTION and getattr(report, "when", None) == "call":
                     lines.extend(f"{report.nodeid}: {note}" for note in content.splitlines())
+    config = terminalreporter.config
+    if _allow_used_key in config.stash:
+        allow = config.stash[_defaults_key].ini_allow
+        note = strict.stale_note(allow, config.stash[_allow_used_key])
+        if note is not None:
+            lines.append(f"ini option noblock_allow: {note}")
     if lines:
         terminalreporter.write_sep("=", NOTES_SECTION)
         for line in lines:

@@ -7,19 +7,28 @@ from dataclasses import dataclass
 
 import pytest
 
+from . import strict
+
 DEFAULT_BUDGET_MS = 50.0
 MARKER = "noblock"
 MARKER_HELP = (
     "noblock(budget_ms=None, *, count_test_code=False): fail the test when code serving a "
-    "request holds the event loop longer than budget_ms (default: ini noblock_budget_ms, 50)."
+    "request holds the event loop longer than budget_ms (default: ini noblock_budget_ms, 50). "
+    "strict=True: also fail on known blocking calls however fast; allow=[...]: callees or "
+    "module:function names strict mode lets through."
 )
-_MARKER_KEYWORDS = ("budget_ms", "count_test_code")
+_MARKER_KEYWORDS = ("budget_ms", "count_test_code", "strict", "allow")
 
 
 @dataclass(frozen=True)
 class Settings:
     budget_ms: float
     count_test_code: bool
+    # Strict mode (strict.py): the marker's and the ini's allowlists are kept apart
+    # because a marker entry is stale per test, an ini entry per session.
+    strict: bool = False
+    allow: tuple[str, ...] = ()
+    ini_allow: tuple[str, ...] = ()
 
     @property
     def budget_s(self) -> float:
@@ -51,6 +60,7 @@ def add_options(parser: pytest.Parser) -> None:
         type="bool",
         default=False,
     )
+    strict.add_options(parser)
 
 
 def parse_budget(value: object, where: str) -> float:
@@ -75,7 +85,10 @@ def default_settings(config: pytest.Config) -> Settings:
     else:
         budget = parse_budget(config.getini("noblock_budget_ms"), "ini option noblock_budget_ms")
     return Settings(
-        budget_ms=budget, count_test_code=bool(config.getini("noblock_count_test_code"))
+        budget_ms=budget,
+        count_test_code=bool(config.getini("noblock_count_test_code")),
+        strict=bool(config.getini("noblock_strict")),
+        ini_allow=strict.parse_allow(config.getini("noblock_allow"), "ini option noblock_allow"),
     )
 
 
@@ -102,4 +115,10 @@ def settings_for(item: pytest.Item, defaults: Settings) -> Settings | None:
         raise pytest.UsageError(
             f"noblock: {where}(count_test_code=...) must be True or False, got {count_test_code!r}"
         )
-    return Settings(budget_ms=budget, count_test_code=count_test_code)
+    strict_mode = marker.kwargs.get("strict", defaults.strict)
+    if not isinstance(strict_mode, bool):
+        raise pytest.UsageError(
+            f"noblock: {where}(strict=...) must be True or False, got {strict_mode!r}"
+        )
+    allow = strict.parse_allow(marker.kwargs.get("allow", []), f"{where}(allow=...)")
+    return Settings(budget, count_test_code, strict_mode, allow, defaults.ini_allow)
