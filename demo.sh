@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
 # Set up, then run the examples: pytest-noblock catches the two handlers that block the loop.
 . "$(dirname "$0")/scripts/venv.sh"
-echo "Expected: 2 failed (bad_practice, blocking dependency), 3 passed."
+echo "Expected: 3 failed (bad_practice, blocking dependency, fast stub in strict mode), 4 passed."
 python -m pytest examples/ -p no:cacheprovider "$@" || [ $? -eq 1 ]

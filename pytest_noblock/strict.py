@@ -185,7 +185,8 @@ class Finding:
     functions: frozenset[str]
     count: int = 1
     longest_s: float = 0.0
-    landed: FrameRecord | None = None
+    # The library line where it went deeper into another known call, and that call.
+    landed: tuple[FrameRecord, str] | None = None
     then: list[str] = field(default_factory=list)
     on_socket: bool = False
 
@@ -219,10 +220,10 @@ class Recorder:
                 outer.then.append(callee)
                 # Where it waits: the socket call, else the first call past a lookup.
                 if callee.startswith("socket.socket.") and not outer.on_socket:
-                    outer.landed = capture_one(frame)
+                    outer.landed = (capture_one(frame), callee)
                     outer.on_socket = True
                 elif outer.landed is None and callee not in _LOOKUPS:
-                    outer.landed = capture_one(frame)
+                    outer.landed = (capture_one(frame), callee)
             return original(*args, **kwargs)
         origin = current_origin.get()
         if not isinstance(origin, Request):
@@ -626,12 +627,10 @@ def _describe(finding: Finding, rootdir: str) -> list[str]:
     underline = site.underline()
     if underline:
         lines.append(indent + underline)
-    landed = finding.landed or (deeper[-1] if deeper else None)
-    if landed is not None and landed.is_library:
-        text = f"{display_path(landed.filename, rootdir)}:{landed.lineno} in {landed.function}"
-        if finding.then:
-            text += " (" + ", ".join(finding.then[:4]) + ")"
-        add("landed in", text)
+    if finding.landed is not None and finding.landed[0].is_library:
+        landed, callee = finding.landed
+        where = f"{display_path(landed.filename, rootdir)}:{landed.lineno} in {landed.function}"
+        add("landed in", f"{where} ({callee})")
     hint = hint_for(finding.callee, library_modules(deeper), False)
     add("why", hint.what)
     add("instead", hint.instead)

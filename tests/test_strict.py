@@ -310,7 +310,7 @@ def test_the_report_names_the_requests_line_where_it_landed_and_what_to_do(
             "  call      app.py:10 in call",
             f"{SOURCE_INDENT}data = requests.get(*",
             f"{SOURCE_INDENT}       ^^^^^^^^^^^^^*",
-            "  landed in urllib3/util/connection.py:* in create_connection (*socket.connect*",
+            "  landed in urllib3/util/connection.py:* in create_connection (socket.socket.connect)",
             "  why       a blocking HTTP call",
             "  instead   use `httpx.AsyncClient`*",
             "            or make the endpoint a plain `def`*",
