@@ -73,6 +73,10 @@ NOISE_MODULES = (
 # thread (also how a thread pool grows) waits for it to be running.
 NOISE_FUNCTIONS = frozenset({("threading", "Thread.start")})
 
+# Calls asyncio itself makes, by design, on the loop: its subprocess transport starts the
+# child with `subprocess.Popen` (the recommended `create_subprocess_exec` is not a finding).
+NOISE_CALLERS = ("asyncio",)
+
 # Name resolution is where a network call starts, not where it waits: a call that
 # went deeper is said to land on the first call after it.
 _LOOKUPS = ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex")
@@ -241,6 +245,9 @@ class Recorder:
     def _finding(self, callee: str, origin: Request, frame: FrameType | None) -> Finding | None:
         stack = own_part(capture(frame))
         if not stack or any(_is_noise(record) for record in stack):
+            return None
+        caller = stack[-1].module or ""
+        if any(caller == name or caller.startswith(name + ".") for name in NOISE_CALLERS):
             return None
         site_index = _site_index(stack)
         site = stack[site_index]

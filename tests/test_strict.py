@@ -420,6 +420,8 @@ async def call():
     await writer.wait_closed()
     async with httpx.AsyncClient() as client:
         await client.get(URL)
+    process = await asyncio.create_subprocess_exec("true")
+    await process.wait()
     await asyncio.sleep(0.001)
     return {{"lazy": lazy_module.VALUE}}
 
