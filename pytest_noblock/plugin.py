@@ -184,7 +184,8 @@ def _strict_text(item: pytest.Item, recorder: strict.Recorder, findings: Finding
     item.config.stash.setdefault(_allow_used_key, set()).update(verdict.used)
     if not verdict.findings:
         return None
-    return strict.failure_text(verdict.findings, str(item.config.rootpath))
+    rootdir = str(item.config.rootpath)
+    return strict.failure_text(verdict.findings, rootdir, item.config.get_verbosity())
 
 
 def _add_note(item: pytest.Item, note: str) -> None:

@@ -586,7 +586,10 @@ def _milliseconds(seconds: float) -> str:
     return f"{value:.1f} ms" if value < 10 else f"{value:.0f} ms"
 
 
-def failure_text(findings: Sequence[Finding], rootdir: str) -> str:
+SHOWN_FINDINGS = 10
+
+
+def failure_text(findings: Sequence[Finding], rootdir: str, verbosity: int = 0) -> str:
     """The first line is what pytest's short summary shows."""
     first = findings[0]
     site = first.site
@@ -597,9 +600,13 @@ def failure_text(findings: Sequence[Finding], rootdir: str) -> str:
         f"at {where}" + (f" (and {count - 1} more known blocking calls)" if count > 1 else ""),
         "  fast here against a local stand-in, it holds every request in production",
     ]
-    for finding in findings:
+    shown = findings if verbosity >= 2 else findings[:SHOWN_FINDINGS]
+    for finding in shown:
         lines.append("")
         lines.extend(_describe(finding, rootdir))
+    if len(findings) > len(shown):
+        lines.append("")
+        lines.append(f"... and {len(findings) - len(shown)} more (-vv shows them all)")
     return "\n".join(lines)
 
 

@@ -319,6 +319,21 @@ def test_the_report_names_the_requests_line_where_it_landed_and_what_to_do(
     assert result.stdout.str().count("called 3 times") == 1
 
 
+def test_many_findings_are_cut_at_ten(project: Project) -> None:
+    body = "\n".join(f"time.sleep(0.0001)  # call {index}" for index in range(12))
+    source = endpoint("import time", body)
+    result = run_strict(project, source)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "noblock strict: * (and 11 more known blocking calls)",
+            "... and 2 more (-vv shows them all)",
+        ]
+    )
+    assert result.stdout.str().count("time.sleep: called once") == 10
+    assert project.run("-vv").stdout.str().count("time.sleep: called once") == 12
+
+
 def test_aliases_bound_before_the_test_are_caught(project: Project, tmp_path: Path) -> None:
     source = endpoint(
         """
