@@ -361,7 +361,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         group = None
         if args.strict if args.strict is not None else not args.cases:
             group = strict_group.run(
-                not args.no_peers, installed, args.strict_repeat, workdir, scratch, log
+                not args.no_peers,
+                installed,
+                args.strict_repeat,
+                workdir,
+                scratch,
+                log,
+                run_overhead=not args.no_overhead,
             )
             group.seconds = sum(score.seconds for score in group.scores)
         bench = Benchmark(

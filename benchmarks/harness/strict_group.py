@@ -15,7 +15,7 @@ from pathlib import Path
 from corpus import Case
 from corpus.strict import load_strict_cases
 
-from harness import project, tools
+from harness import overhead, project, tools
 from harness.report import _pct, _table, clean_cell, verdict_cell
 from harness.scoring import ToolScore
 
@@ -29,6 +29,8 @@ class StrictGroup:
     repeat: int
     seconds: float = 0.0
     logs: list[str] = field(default_factory=list)
+    # What strict mode adds to the plain marker ("marked" = strict, "plain" = the marker).
+    overhead: overhead.Overhead | None = None
 
     @property
     def blocking(self) -> list[Case]:
@@ -46,6 +48,7 @@ def run(
     workdir: Path,
     scratch: Path,
     log: Callable[[str], None],
+    run_overhead: bool = True,
 ) -> StrictGroup:
     cases = load_strict_cases()
     chosen = [tools.NOBLOCK_STRICT, tools.NOBLOCK] + ([tools.BLOCKBUSTER] if peers else [])
@@ -76,7 +79,25 @@ def run(
                 score.clean = result.findings
             score.seconds += result.seconds
             score.logs.append(str(result.log))
+    if run_overhead:
+        group.overhead = _overhead(workdir, scratch, log)
     return group
+
+
+# The overhead project, with strict tests against plain marked ones instead of marked
+# against unmarked.
+_UNMARKED = "marks=[pytest.mark.noblock] if marked else []"
+_STRICT = "marks=[pytest.mark.noblock(strict=marked)]"
+
+
+def _overhead(workdir: Path, scratch: Path, log: Callable[[str], None]) -> overhead.Overhead | None:
+    assert _UNMARKED in overhead.TEST_MODULE
+    root = workdir / "strict-overhead"
+    overhead.write_project(root, overhead.TEST_MODULE.replace(_UNMARKED, _STRICT))
+    timings = workdir / "strict-timings.jsonl"
+    result = project.run_pytest(root, tools.NOBLOCK, scratch, ["--bench-timings", str(timings)])
+    log(f"  strict overhead {result.seconds:.1f} s (pytest exit {result.returncode})")
+    return overhead.read_timings(timings)
 
 
 def totals_rows(group: StrictGroup) -> list[list[str]]:
@@ -110,7 +131,14 @@ HEADER = ["tool", "detection", "exact site", "false alarms (clean tests)", "erro
 
 
 def console(group: StrictGroup) -> str:
-    return "\n".join(["strict group (fast blocking calls):", *_table(HEADER, totals_rows(group))])
+    lines = ["strict group (fast blocking calls):", *_table(HEADER, totals_rows(group))]
+    cost = group.overhead
+    if cost is not None:
+        lines.append(
+            f"strict mode over the plain marker, {cost.requests_each} trivial requests: "
+            f"wall {cost.wall_overhead * 100:+.1f}%, CPU {cost.cpu_overhead * 100:+.1f}%"
+        )
+    return "\n".join(lines)
 
 
 def markdown(group: StrictGroup) -> str:
@@ -154,6 +182,25 @@ def markdown(group: StrictGroup) -> str:
         for case in group.clean
     ]
     out += _table(["case", "what", "where", *titles], rows)
+    cost = group.overhead
+    if cost is not None:
+        per_round = ", ".join(f"{value * 100:+.1f}%" for value in cost.wall_overheads)
+        out += [
+            "",
+            "### What strict mode costs",
+            "",
+            f"{cost.rounds} rounds of {cost.requests_each} trivial requests each way, strict "
+            "tests and plain marked tests interleaved in one process (the marker's overhead "
+            "set-up above, with `strict=True` against the plain marker). Target: at most +5% "
+            "wall.",
+            "",
+            f"- wall: {cost.wall_marked_s * 1000:.0f} ms strict vs "
+            f"{cost.wall_plain_s * 1000:.0f} ms plain: **{cost.wall_overhead * 100:+.1f}%** "
+            f"(median; per round {per_round})",
+            f"- CPU: {cost.cpu_overhead * 100:+.1f}% (median)",
+            f"- fixed cost of an empty strict test over a plain marked one: "
+            f"{cost.fixed_cost_ms:.2f} ms (median over {cost.fixed_pairs} pairs)",
+        ]
     return "\n".join(out) + "\n"
 
 
