@@ -232,10 +232,14 @@ class Recorder:
         origin = current_origin.get()
         if not isinstance(origin, Request):
             return original(*args, **kwargs)
-        finding = self._finding(callee, origin, frame)
-        self._running.append(finding)
-        start = time.perf_counter()
+        # Marked as running first: what the plugin's own look-ups call (a path check,
+        # the first read of the library roots) passes through, it is not a finding.
+        self._running.append(None)
+        finding: Finding | None = None
+        start = 0.0
         try:
+            finding = self._running[-1] = self._finding(callee, origin, frame)
+            start = time.perf_counter()
             return original(*args, **kwargs)
         finally:
             self._running.pop()
