@@ -369,8 +369,69 @@ def _set(owner: Any, name: str, original: object, wrapper: object) -> None:
     _patches.append(_Patch(owner, name, original, wrapper, owned))
 
 
+def _blocking_acquire(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    blocking = args[1] if len(args) > 1 else kwargs.get("blocking", True)
+    timeout = args[2] if len(args) > 2 else kwargs.get("timeout", -1)
+    return bool(blocking) and timeout != 0
+
+
+class _LockProxy:
+    """Stands in for a lock of the app's module globals while a strict test runs.
+
+    `threading.Lock` and `RLock` are C types whose methods cannot be wrapped, so the
+    app's module-level locks are swapped for this proxy and swapped back after the test.
+    Every call goes to the same lock, so other threads that hold or wait on it see no
+    difference.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: Any) -> None:
+        self._lock = lock
+
+    def _acquire(self, *args: Any, **kwargs: Any) -> Any:
+        return self._lock.acquire(*args, **kwargs)
+
+    def _enter(self) -> Any:
+        return self._lock.__enter__()
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __exit__(self, *exc: object) -> Any:
+        return self._lock.__exit__(*exc)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._lock, name)
+
+    def __repr__(self) -> str:
+        return repr(self._lock)
+
+
+_LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
+
+
+def _lock_proxy_type(lock_type: type) -> type:
+    label = "threading.RLock.acquire" if "RLock" in lock_type.__name__ else "threading.Lock.acquire"
+    return type(
+        "Lock",
+        (_LockProxy,),
+        {
+            "__slots__": (),
+            "acquire": _wrap(label, _LockProxy._acquire, _blocking_acquire),
+            "__enter__": _wrap(label, _LockProxy._enter, _always),
+        },
+    )
+
+
+_LOCK_PROXIES = {lock_type: _lock_proxy_type(lock_type) for lock_type in _LOCK_TYPES}
+
+
 def _patch_aliases(wrappers: dict[int, tuple[object, object]]) -> None:
-    """`from time import sleep` in the app's own modules: point the alias at the wrapper."""
+    """`from time import sleep` in the app's own modules: point the alias at the wrapper.
+
+    A module-level lock (`LOCK = threading.Lock()`) is swapped for a proxy the same way.
+    """
     for module in list(sys.modules.values()):
         filename = getattr(module, "__file__", None)
         if not isinstance(filename, str) or is_library_file(filename):
@@ -383,6 +444,11 @@ def _patch_aliases(wrappers: dict[int, tuple[object, object]]) -> None:
             if entry is not None and entry[0] is value:
                 namespace[name] = entry[1]
                 _patches.append(_Patch(namespace, name, value, entry[1], True))
+                continue
+            proxy_type = _LOCK_PROXIES.get(type(value))
+            if proxy_type is not None:
+                proxy = namespace[name] = proxy_type(value)
+                _patches.append(_Patch(namespace, name, value, proxy, True))
 
 
 def uninstall() -> None:

@@ -248,6 +248,18 @@ FAMILIES: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
             ("ready.wait(", "threading.Condition.wait"),
         ],
     ),
+    "locks": (
+        "import threading\nLOCK = threading.Lock()\nRLOCK = threading.RLock()",
+        """
+        with LOCK:
+            pass
+        RLOCK.acquire()
+        RLOCK.release()
+        LOCK.acquire(blocking=False)
+        LOCK.release()
+        """,
+        [("with LOCK", "threading.Lock.acquire"), ("RLOCK.acquire()", "threading.RLock.acquire")],
+    ),
     "input": (
         "",
         """
@@ -284,6 +296,7 @@ def test_every_family_is_caught_however_fast(
     )
     for needle, called in expected:
         assert_found(result, source, needle, called)
+    assert "acquire(blocking=False)" not in result.stdout.str()  # never waits
     result.stdout.fnmatch_lines(["  request   GET /call", "  handler   app:call"])
 
 
@@ -608,11 +621,17 @@ async def test_b_fails_strict(noblock_client):
 async def test_c_nothing_left():
     assert type(time.sleep).__name__ == "builtin_function_or_method"
     assert app.nap is time.sleep
+    assert type(app.LOCK).__name__ == "lock"
 """
 
 
 def test_patches_are_restored_after_errors_and_failures(project: Project) -> None:
-    project.app(endpoint("import time\nfrom time import sleep as nap", "nap(0.001)"))
+    project.app(
+        endpoint(
+            "import threading, time\nfrom time import sleep as nap\nLOCK = threading.Lock()",
+            "with LOCK:\n    nap(0.001)",
+        )
+    )
     project.tests(CLEANUP_TESTS)
     result = project.run()
     result.assert_outcomes(passed=1, failed=2)

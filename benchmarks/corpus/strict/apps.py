@@ -33,6 +33,7 @@ LOG.addHandler(logging.StreamHandler(sys.stderr))
 LOG.propagate = False
 
 app = FastAPI()
+LOCK = threading.Lock()
 
 
 def fast_url() -> str:
@@ -132,6 +133,12 @@ async def queue_get() -> dict[str, Any]:
     jobs: queue.Queue[int] = queue.Queue()
     jobs.put(1)
     return {"job": jobs.get()}  # BLOCKS: strict_queue_get
+
+
+@app.get("/lock")
+async def module_lock() -> dict[str, Any]:
+    with LOCK:  # BLOCKS: strict_module_lock
+        return {"locked": True}
 
 
 def read_config() -> dict[str, str]:
@@ -240,6 +247,7 @@ CASES = [
     _fast("strict_sqlite", "sqlite3.connect(':memory:')", "/sqlite"),
     _fast("strict_subprocess", "subprocess.run(['true'])", "/subprocess"),
     _fast("strict_queue_get", "queue.Queue.get", "/queue"),
+    _fast("strict_module_lock", "`with LOCK:` on a module-level lock", "/lock"),
     _fast("strict_dependency", "open() in a helper", "/dependency", "async def dependency"),
     _clean("clean_strict_def_sleep", "time.sleep in a `def` endpoint", "/def-sleep", "def"),
     _clean("clean_strict_threadpool", "requests.get in the thread pool", "/threadpool-requests"),
