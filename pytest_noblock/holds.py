@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .hints import Hint, hint_for
 from .origins import Origin, Request
 from .stacks import CallSite, FrameRecord, Stack, library_modules, locate_call
-from .steps import Segment
+from .steps import Sample, Segment
 
 _TRACKING_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tracking.py")
 _STEPS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "steps.py")
@@ -44,7 +44,11 @@ class Hold:
 
 
 def find_holds(segments: Sequence[Segment], budget_s: float) -> list[Hold]:
-    holds = [_analyse(segment) for segment in segments if segment.held_s > budget_s]
+    holds = [
+        _analyse(segment)
+        for segment in segments
+        if segment.held_s > budget_s and not (segment.origin and segment.origin.ignored)
+    ]
     holds.sort(key=lambda hold: hold.held_s, reverse=True)
     return holds
 
@@ -102,15 +106,17 @@ def _just_entered(frame: FrameRecord) -> bool:
     return frame.code is not None and frame.lineno == frame.code.co_firstlineno
 
 
-def _representative(samples: Sequence[Stack]) -> tuple[Stack, bool]:
-    """The part of the most common stack that belongs to the owner of the segment."""
-    sliced = [_own_part(sample) for sample in samples]
-    sliced = [(part, spawned) for part, spawned in sliced if part]
+def _representative(samples: Sequence[Sample]) -> tuple[Stack, bool]:
+    """The owner's part of the stack at the call site where most of the time went."""
+    sliced = [(*_own_part(sample.stack), sample.weight_s) for sample in samples]
+    sliced = [entry for entry in sliced if entry[0]]
     if not sliced:
         return (), False
-    sites = Counter(_site_key(part) for part, _ in sliced)
-    most_common = sites.most_common(1)[0][0]
-    return next((part, spawned) for part, spawned in sliced if _site_key(part) == most_common)
+    time_per_site: dict[tuple[str, int], float] = defaultdict(float)
+    for part, _, weight in sliced:
+        time_per_site[_site_key(part)] += weight
+    heaviest = max(time_per_site, key=time_per_site.__getitem__)
+    return next((part, spawned) for part, spawned, _ in sliced if _site_key(part) == heaviest)
 
 
 def _site_key(stack: Stack) -> tuple[str, int]:

@@ -17,6 +17,8 @@ class Origin:
 
     __slots__ = ()
     blamed = False
+    # Loop time the test asked not to watch (`noblock_paused`): neither blamed nor noted.
+    ignored = False
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -30,6 +32,13 @@ class TestCode(Origin):
 class Lifespan(Origin):
     def describe(self) -> str:
         return "the app's lifespan"
+
+
+class Paused(Origin):
+    ignored = True
+
+    def describe(self) -> str:
+        return "a stretch inside noblock_paused()"
 
 
 class Request(Origin):
@@ -54,6 +63,7 @@ class Request(Origin):
 
 TEST_CODE = TestCode()
 LIFESPAN = Lifespan()
+PAUSED = Paused()
 
 current_origin: ContextVar[Origin | None] = ContextVar("pytest_noblock_origin", default=None)
 

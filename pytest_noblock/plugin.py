@@ -20,8 +20,11 @@ from .client import (
     load_app,
 )
 from .client import make_client as _make_client
+from .holds import Hold
+from .records import hold_record, make_record
 from .report import failure_text, note_for
-from .settings import MARKER_HELP, Settings, add_options, default_settings, settings_for
+from .session import REPORT_ATTRIBUTE, Gate, add_session_options
+from .settings import MARKER, MARKER_HELP, Settings, add_options, default_settings, settings_for
 from .watch import Findings, LoopWatch, wrap_test
 from .watchdog import prepare_cpu_alarm, release_cpu_alarm
 
@@ -32,6 +35,8 @@ _cpu_alarm_key = pytest.StashKey[bool]()
 _section_key = pytest.StashKey[str]()
 _headline_key = pytest.StashKey[str]()
 _notes_key = pytest.StashKey[list[str]]()
+_gate_key = pytest.StashKey[Gate]()
+_record_key = pytest.StashKey[dict[str, object]]()
 _allow_used_key = pytest.StashKey[set[str]]()
 
 NOTES_SECTION = "noblock notes"
@@ -40,11 +45,14 @@ FAILURE_SECTION = "noblock: the event loop was held"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    add_session_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     config.stash[_defaults_key] = default_settings(config)
+    config.stash[_gate_key] = gate = Gate(config, config.stash[_defaults_key])
+    config.pluginmanager.register(gate, "noblock-gate")
     config.stash[_cpu_alarm_key] = prepare_cpu_alarm()
 
 
@@ -55,9 +63,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     defaults = config.stash[_defaults_key]
+    watch_all = config.stash[_gate_key].watch_all
     checked_app = False
     for item in items:
-        settings = settings_for(item, defaults)
+        settings = settings_for(item, defaults, watch_all=watch_all)
         if settings is not None:
             item.stash[_settings_key] = settings
         if not checked_app and _uses_default_app(item):
@@ -124,11 +133,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     _finish(item, watch, test)
     if watch is not None:
         if not watch.started:
-            _add_note(
-                item,
-                "nothing was watched: the test body did not run on asyncio's own event loop "
-                "(trio and uvloop are not watched yet)",
-            )
+            # Under --noblock-all an unmarked test did not ask for a watch: no note for it.
+            if item.get_closest_marker(MARKER) is not None:
+                _add_note(
+                    item,
+                    "nothing was watched: the test body did not run on asyncio's own event loop "
+                    "(trio and uvloop are not watched yet)",
+                )
         else:
             text = _record(item, watch.findings(), recorder, failed_already=False)
             if text is not None:
@@ -160,10 +171,11 @@ def _record(
         _add_note(item, note_for(hold, settings.budget_s, rootdir))
     if findings.dropped:
         _add_note(item, f"{findings.dropped} more long steps were not analysed (limit reached)")
+    failing = _gate_records(item, settings, findings, rootdir)
     texts = [_strict_text(item, recorder, findings)] if recorder is not None else []
-    if findings.failing:
+    if failing:
         verbosity = item.config.get_verbosity()
-        texts.insert(0, failure_text(findings.failing, settings.budget_s, rootdir, verbosity))
+        texts.insert(0, failure_text(failing, settings.budget_s, rootdir, verbosity))
     text = "\n\n".join(part for part in texts if part) or None
     if text is not None and failed_already:
         item.stash[_section_key] = text
@@ -186,6 +198,24 @@ def _strict_text(item: pytest.Item, recorder: strict.Recorder, findings: Finding
         return None
     rootdir = str(item.config.rootpath)
     return strict.failure_text(verdict.findings, rootdir, item.config.get_verbosity())
+
+
+def _gate_records(
+    item: pytest.Item, settings: Settings, findings: Findings, rootdir: str
+) -> list[Hold]:
+    """Records the test for the CI gate; returns the failing holds the baseline does not know."""
+    gate = item.config.stash[_gate_key]
+    holds, failing = [], []
+    for hold in findings.failing:
+        record = hold_record(hold, rootdir, failing=True)
+        record["baselined"] = gate.accepts(record)
+        holds.append(record)
+        if not record["baselined"]:
+            failing.append(hold)
+    holds += [hold_record(hold, rootdir, failing=False) for hold in findings.noted]
+    notes = item.stash.get(_notes_key, [])
+    item.stash[_record_key] = make_record(item.nodeid, settings, holds, notes, findings.steps)
+    return failing
 
 
 def _add_note(item: pytest.Item, note: str) -> None:
@@ -225,10 +255,22 @@ def pytest_runtest_makereport(
         notes = item.stash.get(_notes_key, [])
         if notes:
             report.sections.append((NOTES_SECTION, "\n".join(notes)))
+        record = item.stash.get(_record_key, None)
+        if record is not None:
+            setattr(report, REPORT_ATTRIBUTE, record)
     return report
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    gate = session.config.stash.get(_gate_key, None)
+    if gate is not None:
+        gate.finish()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    gate = terminalreporter.config.stash.get(_gate_key, None)
+    if gate is not None:
+        gate.summary(terminalreporter)
     lines: list[str] = []
     for reports in terminalreporter.stats.values():
         for report in reports:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ MARKER = "noblock"
 MARKER_HELP = (
     "noblock(budget_ms=None, *, count_test_code=False): fail the test when code serving a "
     "request holds the event loop longer than budget_ms (default: ini noblock_budget_ms, 50). "
+    "noblock(False) leaves the test unwatched under --noblock-all. "
     "strict=True: also fail on known blocking calls however fast; allow=[...]: callees or "
     "module:function names strict mode lets through."
 )
@@ -92,10 +94,20 @@ def default_settings(config: pytest.Config) -> Settings:
     )
 
 
-def settings_for(item: pytest.Item, defaults: Settings) -> Settings | None:
-    """The settings of a marked test, or None when it is not marked."""
+def settings_for(
+    item: pytest.Item, defaults: Settings, *, watch_all: bool = False
+) -> Settings | None:
+    """The settings of a watched test, or None when it is not watched.
+
+    Under `watch_all` (--noblock-all) every `async def` test is watched as if marked;
+    `@pytest.mark.noblock(False)` opts one out.
+    """
     marker = item.get_closest_marker(MARKER)
     if marker is None:
+        if watch_all and inspect.iscoroutinefunction(getattr(item, "obj", None)):
+            return defaults
+        return None
+    if marker.args and marker.args[0] is False:
         return None
     where = f"{item.nodeid}: @pytest.mark.noblock"
     unknown = sorted(set(marker.kwargs) - set(_MARKER_KEYWORDS))

@@ -79,13 +79,23 @@ class Segment:
         return max(self.wall_s - self.waiting_s - self.collecting_s, 0.0)
 
 
+class Sample:
+    """A stack seen while a segment ran, and how much of the segment's time it stands for."""
+
+    __slots__ = ("stack", "weight_s")
+
+    def __init__(self, stack: Stack, weight_s: float) -> None:
+        self.stack = stack
+        self.weight_s = weight_s
+
+
 class Observation:
     """What the watchdog saw of a segment while it ran."""
 
     __slots__ = ("samples", "usage_before")
 
     def __init__(self) -> None:
-        self.samples: list[Stack] = []
+        self.samples: list[Sample] = []
         self.usage_before: Usage | None = None
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from . import steps
-from .origins import Request, current_origin
+from .origins import PAUSED, Request, current_origin
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -40,6 +40,10 @@ class TrackedApp:
         _get_ident: Callable[[], int] = threading.get_ident,
     ) -> None:
         # Runs for every request of a watched test: kept to a few lookups.
+        if current_origin.get() is PAUSED:
+            # Sent from inside noblock_paused(): the request stays unwatched too.
+            await self.app(scope, receive, send)
+            return
         request = Request(scope)
         token = current_origin.set(request)
         clock = _clocks.get(_get_ident())

@@ -20,38 +20,41 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 from .stacks import capture_with_local_types
-from .steps import StepClock
+from .steps import Sample, StepClock
 from .threadtime import ThreadUsage, now
 
-MAX_SAMPLES_PER_SEGMENT = 12
+MAX_SAMPLES_PER_SEGMENT = 48
 _ALARM = getattr(signal, "SIGVTALRM", None)
 
 
-# How many pytest sessions in this process hold the alarm's signal (pytester runs nest).
+# How many pytest sessions in this process hold the alarm's signal (pytester runs nest),
+# and what the signal's disposition was before the first of them.
 _sessions_holding_alarm = 0
+_disposition_before: object = None
 
 
 def prepare_cpu_alarm() -> bool:
     """Called once per session, on the main thread: may the CPU-time alarm be used?
 
     Its signal is ignored between tests, so an alarm already on its way when a test ends
-    cannot kill the process (the default action of SIGVTALRM). Someone else's handler
-    means the signal is theirs: then we do without.
+    cannot kill the process (the default action of SIGVTALRM). A signal nobody handles
+    (default or ignored: ignored is inherited from a parent process, pytest running pytest
+    for one) is free to use; someone else's handler means it is theirs: then we do without.
     """
-    global _sessions_holding_alarm
+    global _sessions_holding_alarm, _disposition_before
     if _ALARM is None or threading.current_thread() is not threading.main_thread():
         return False
     try:
         handler = signal.getsignal(_ALARM)
-        if _sessions_holding_alarm == 0:
-            if handler is not signal.SIG_DFL:
-                return False
-            signal.signal(_ALARM, signal.SIG_IGN)
-        elif handler is not signal.SIG_IGN:
+        if handler not in (signal.SIG_DFL, signal.SIG_IGN):
             return False
+        if _sessions_holding_alarm == 0:
+            _disposition_before = handler
+            signal.signal(_ALARM, signal.SIG_IGN)
     except (ValueError, OSError):
         return False
     _sessions_holding_alarm += 1
@@ -63,18 +66,17 @@ def release_cpu_alarm() -> None:
     _sessions_holding_alarm -= 1
     idle = _sessions_holding_alarm == 0 and _ALARM is not None
     if idle and signal.getsignal(_ALARM) is signal.SIG_IGN:  # type: ignore[arg-type]
-        signal.signal(_ALARM, signal.SIG_DFL)  # type: ignore[arg-type]
+        signal.signal(_ALARM, _disposition_before)  # type: ignore[arg-type]
 
 
 class CpuAlarm:
-    """Samples the loop (the main thread) when the watchdog stops re-arming the alarm."""
+    """Runs `on_alarm` on the main thread when the watchdog stops re-arming the alarm."""
 
-    def __init__(self, clock: StepClock, after_s: float) -> None:
+    def __init__(self, after_s: float, on_alarm: Callable[[FrameType | None], None]) -> None:
         assert _ALARM is not None
         self._signal: int = _ALARM
-        self._clock = clock
         self.after_s = after_s
-        signal.signal(self._signal, self._on_alarm)
+        signal.signal(self._signal, lambda signum, frame: on_alarm(frame))
 
     def rearm(self) -> None:
         signal.setitimer(signal.ITIMER_VIRTUAL, self.after_s)
@@ -83,29 +85,30 @@ class CpuAlarm:
         signal.setitimer(signal.ITIMER_VIRTUAL, 0)
         signal.signal(self._signal, signal.SIG_IGN)
 
-    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
-        current = self._clock.current
-        if current is None or frame is None:
-            return
-        seen = self._clock.observe(current[0])
-        if len(seen.samples) < MAX_SAMPLES_PER_SEGMENT:
-            seen.samples.append(capture_with_local_types(frame))
-
 
 class Watchdog:
+    """Samples the loop thread's stack while a segment runs long.
+
+    Each sample is weighted by the time it stands for, so the report names the line where
+    the time went: a tick's sample stands for one tick at most (a starved watchdog saw only
+    that moment), the alarm's sample for the whole stretch the watchdog was starved.
+    """
+
     def __init__(
         self, clock: StepClock, usage: ThreadUsage, budget_s: float, cpu_alarm: bool
     ) -> None:
         self._clock = clock
         self._usage = usage
-        # A quarter of the budget: the first sample of a hold comes between half the budget
-        # and three quarters of it. Every tick costs the loop a GIL hand-over.
-        self._tick_s = min(max(budget_s / 4, 0.002), 0.015)
+        # A third of the budget: the first sample of a hold comes between half the budget
+        # and five sixths of it. Every tick costs the loop a GIL hand-over or two.
+        self._tick_s = min(max(budget_s / 3, 0.002), 0.02)
         self._sample_after_s = budget_s / 2
         # Long enough that a watchdog kept waiting by the GIL's switch interval (5 ms) or
         # a busy machine rarely sets it off, short enough to go off inside any hold.
-        alarm_after_s = max(budget_s * 0.8, 3 * self._tick_s + 0.01)
-        self._alarm = CpuAlarm(clock, alarm_after_s) if cpu_alarm else None
+        alarm_after_s = max(budget_s * 0.8, 2 * self._tick_s + 0.01)
+        self._alarm = CpuAlarm(alarm_after_s, self._on_alarm) if cpu_alarm else None
+        self._last_tick = now()
+        self._starved_sample: tuple[Sample, float] | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="pytest-noblock-watchdog", daemon=True
@@ -115,6 +118,7 @@ class Watchdog:
         self._usage.remember()
         if self._alarm is not None:
             self._alarm.rearm()
+        self._last_tick = now()
         self._thread.start()
 
     def stop(self) -> None:
@@ -125,6 +129,7 @@ class Watchdog:
             self._thread.join()
         if self._alarm is not None:
             self._alarm.close()
+        self._close_starved_stretch(now())
 
     def _run(self) -> None:
         while not self._stopping.wait(self._tick_s):
@@ -134,6 +139,9 @@ class Watchdog:
         at = now()
         if self._alarm is not None:
             self._alarm.rearm()
+        self._close_starved_stretch(at)
+        since_last_tick = at - self._last_tick
+        self._last_tick = at
         self._usage.remember()
         current = self._clock.current
         if current is None or at - current[1] < self._sample_after_s:
@@ -146,5 +154,23 @@ class Watchdog:
             return
         frame = sys._current_frames().get(self._clock.thread_ident)
         if frame is not None and self._clock.current is current:
-            seen.samples.append(capture_with_local_types(frame))
+            stack = capture_with_local_types(frame)
+            seen.samples.append(Sample(stack, min(since_last_tick, self._tick_s)))
         del frame
+
+    def _on_alarm(self, frame: FrameType | None) -> None:
+        """On the main thread, right after (or inside) a C call that starved the watchdog."""
+        current = self._clock.current
+        if current is None or frame is None:
+            return
+        at = now()
+        sample = Sample(capture_with_local_types(frame), at - self._last_tick)
+        self._clock.observe(current[0]).samples.append(sample)
+        self._starved_sample = (sample, at)
+
+    def _close_starved_stretch(self, at: float) -> None:
+        """The watchdog runs again: the starved stretch the alarm sampled is over."""
+        if self._starved_sample is not None:
+            sample, sampled_at = self._starved_sample
+            sample.weight_s += at - sampled_at
+            self._starved_sample = None

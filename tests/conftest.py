@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+SLOW_SECONDS = 0.2
 
 APP_CONFTEST = """
 import pytest
@@ -48,3 +55,43 @@ class Project:
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> Project:
     return Project(pytester)
+
+
+def line_of(source: str, needle: str) -> int:
+    """1-based line number, in the file pytester writes, of the one line holding `needle`."""
+    lines = textwrap.dedent(source).strip("\n").splitlines()
+    found = [index + 1 for index, line in enumerate(lines) if needle in line]
+    assert len(found) == 1, f"{needle!r} must be on exactly one line, found {found}"
+    return found[0]
+
+
+class _SlowHTTPHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        time.sleep(SLOW_SECONDS)
+        body = json.dumps({"status": "ok"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def slow_http() -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 that answers every GET after 0.2 s."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHTTPHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    host, port = server.server_address[:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

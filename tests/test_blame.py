@@ -6,22 +6,11 @@ network waits are not holds; a blocking handler is caught whichever client reach
 
 from __future__ import annotations
 
-import textwrap
-
 # Imported here, before pytester snapshots sys.modules: a plugin in this venv imports part of
 # starlette at start-up, and re-importing the rest per inner run mixes two copies of its
 # routing module (every route then misses and answers 307).
 import fastapi  # noqa: F401
-from conftest import Project
-
-
-def line_of(source: str, text: str) -> int:
-    """The line number `text` lands on once pytester has written `source` to a file."""
-    lines = textwrap.dedent(source).strip().splitlines()
-    found = [number for number, line in enumerate(lines, start=1) if text in line]
-    assert len(found) == 1, f"{text!r} must occur exactly once, found on lines {found}"
-    return found[0]
-
+from conftest import Project, line_of
 
 FAST_AND_SLOW_APP = """
 import asyncio

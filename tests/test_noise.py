@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 
 # Imported here, before pytester snapshots sys.modules: a plugin in this venv imports part of
@@ -17,16 +16,7 @@ from collections.abc import Iterator
 # routing module (every route then misses and answers 307).
 import fastapi  # noqa: F401
 import pytest
-from conftest import Project
-
-
-def line_of(source: str, text: str) -> int:
-    """The line number `text` lands on once pytester has written `source` to a file."""
-    lines = textwrap.dedent(source).strip().splitlines()
-    found = [number for number, line in enumerate(lines, start=1) if text in line]
-    assert len(found) == 1, f"{text!r} must occur exactly once, found on lines {found}"
-    return found[0]
-
+from conftest import Project, line_of
 
 APP = """
 import asyncio

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
-import textwrap
-import threading
-import time
-from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Sequence
 from pathlib import Path
 
 # Imported here so they stay in sys.modules between in-process runs: pytester drops the
@@ -17,52 +12,10 @@ from pathlib import Path
 import fastapi  # noqa: F401
 import pytest
 import requests  # noqa: F401
-from conftest import Project
+from conftest import Project, line_of
 
 # The source line and its underline are indented to sit under the `call` field's text.
 SOURCE_INDENT = " " * 16
-
-SLOW_SECONDS = 0.2
-
-
-class _SlowHTTPHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        time.sleep(SLOW_SECONDS)
-        body = json.dumps({"status": "ok"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def slow_http() -> Iterator[str]:
-    """An HTTP server on 127.0.0.1 that answers every GET after 0.2 s."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHTTPHandler)
-    server.daemon_threads = True
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    host, port = server.server_address[:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def line_of(source: str, needle: str) -> int:
-    """1-based line number in the written file of the one line that contains `needle`."""
-    lines = textwrap.dedent(source).strip("\n").splitlines()
-    found = [index + 1 for index, line in enumerate(lines) if needle in line]
-    assert len(found) == 1, f"{needle!r} must be on exactly one line, found {found}"
-    return found[0]
 
 
 def assert_lines_in_a_row(result: pytest.RunResult, expected: Sequence[str]) -> None:

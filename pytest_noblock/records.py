@@ -1,0 +1,108 @@
+"""Holds as plain data: the per-test record that travels to the JSON report and the summary.
+
+A record is made of dicts, lists, strings and numbers only, so it can ride on the test
+report from a pytest-xdist worker to the controller (xdist serialises report attributes)
+and be written as JSON unchanged. Like the terminal report, it holds code, names, paths
+and line numbers, never a variable's value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .holds import Hold
+from .origins import LIFESPAN, TEST_CODE
+from .settings import Settings
+from .stacks import FrameRecord, display_path
+
+Record = dict[str, Any]
+BaselineKey = tuple[str | None, str | None, str | None]
+"""(call site function, call site source line, handler): stays put when lines move."""
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def _frame(frame: FrameRecord, rootdir: str) -> Record:
+    return {
+        "file": display_path(frame.filename, rootdir),
+        "line": frame.lineno,
+        "function": frame.function,
+    }
+
+
+def _origin_kind(hold: Hold) -> str:
+    if hold.request is not None:
+        return "request"
+    if hold.origin is TEST_CODE:
+        return "test code"
+    if hold.origin is LIFESPAN:
+        return "lifespan"
+    return "unknown"
+
+
+def hold_record(hold: Hold, rootdir: str, *, failing: bool, baselined: bool = False) -> Record:
+    site = hold.call_site
+    request = hold.request
+    hint = hold.hint
+    return {
+        "held_ms": _ms(hold.held_s),
+        "wall_ms": _ms(hold.wall_s),
+        "origin": _origin_kind(hold),
+        "who": hold.origin.describe() if hold.origin is not None else "code outside the test",
+        "blamed": hold.blamed_on_app,
+        "failing": failing,
+        "baselined": baselined,
+        "request": request.describe() if request is not None else None,
+        "handler": request.handler if request is not None else None,
+        "in_spawned_task": hold.in_spawned_task,
+        "call_site": None
+        if site is None
+        else {
+            "file": display_path(site.filename, rootdir),
+            "line": site.lineno,
+            "function": site.function,
+            "source": site.source,
+            "callee": site.callee,
+        },
+        "landed": _frame(hold.landed, rootdir) if hold.landed is not None else None,
+        "app_stack": [_frame(frame, rootdir) for frame in hold.app_frames],
+        "hint": None if hint is None else {"why": hint.what, "instead": hint.instead},
+    }
+
+
+def baseline_key(hold: Record) -> BaselineKey:
+    site = hold.get("call_site") or {}
+    return (site.get("function"), site.get("source"), hold.get("handler"))
+
+
+def entry_key(entry: Record) -> BaselineKey:
+    """The key of a baseline file's entry (see `session`), matched against `baseline_key`."""
+    return (entry.get("function"), entry.get("source"), entry.get("handler"))
+
+
+def make_record(
+    nodeid: str,
+    settings: Settings,
+    holds: Sequence[Record],
+    notes: Sequence[str],
+    steps: int,
+) -> Record:
+    if any(hold["failing"] and not hold["baselined"] for hold in holds):
+        verdict = "failed"
+    elif any(hold["baselined"] for hold in holds):
+        verdict = "baselined"
+    else:
+        verdict = "clean"
+    return {
+        "nodeid": nodeid,
+        "verdict": verdict,
+        "outcome": None,
+        "budget_ms": settings.budget_ms,
+        "count_test_code": settings.count_test_code,
+        "steps": steps,
+        "holds": list(holds),
+        "notes": list(notes),
+    }

@@ -1,0 +1,358 @@
+"""The CI gate: what a whole run adds up to, for people (summary, annotations) and machines.
+
+Each test's record is built where the test ran (see `records`) and rides on its call
+report, so under pytest-xdist every worker watches its own tests and the controller, which
+sees all reports, writes the one summary, the one JSON file and the baseline. Nothing here
+runs while a test body runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .records import BaselineKey, Record, baseline_key, entry_key
+from .report import milliseconds
+from .settings import Settings
+
+SCHEMA_VERSION = 1
+SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
+BASELINE_KIND = "pytest-noblock baseline"
+DEFAULT_DURATIONS = 10
+REPORT_ATTRIBUTE = "noblock_record"
+"""The attribute of a call report that carries the test's record (serialised by xdist)."""
+
+
+def add_session_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("noblock")
+    group.addoption(
+        "--noblock-all",
+        dest="noblock_all",
+        action="store_true",
+        default=None,
+        help="watch every async test as if marked; @pytest.mark.noblock(False) opts one out.",
+    )
+    group.addoption(
+        "--noblock-durations",
+        dest="noblock_durations",
+        default=None,
+        metavar="N",
+        help=f"show the N longest holds of the run (0 = all; default {DEFAULT_DURATIONS}).",
+    )
+    group.addoption(
+        "--noblock-report",
+        dest="noblock_report",
+        default=None,
+        metavar="PATH",
+        help="write a JSON report of every watched test to PATH (schema: report.schema.json).",
+    )
+    group.addoption(
+        "--noblock-baseline",
+        dest="noblock_baseline",
+        default=None,
+        metavar="PATH",
+        help="record today's findings in PATH if it does not exist; then fail only on new ones.",
+    )
+    group.addoption(
+        "--noblock-no-annotations",
+        dest="noblock_annotations",
+        action="store_false",
+        default=None,
+        help="do not print GitHub Actions ::error annotations (printed when GITHUB_ACTIONS=true).",
+    )
+    parser.addini(
+        "noblock_all",
+        help="watch every async test as if marked with @pytest.mark.noblock.",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
+        "noblock_annotations",
+        help="print GitHub Actions annotations when GITHUB_ACTIONS=true (default true).",
+        type="bool",
+        default=True,
+    )
+
+
+def load_schema() -> Any:
+    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+def _durations(value: object) -> int:
+    if value is None:
+        return DEFAULT_DURATIONS
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise pytest.UsageError(
+            f"noblock: --noblock-durations must be a whole number >= 0, got {value!r}"
+        )
+    return number
+
+
+def _load_baseline(path: Path, shown: str) -> list[Record]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("kind") != BASELINE_KIND:
+            raise ValueError
+        findings = data["findings"]
+        if not isinstance(findings, list) or not all(isinstance(f, dict) for f in findings):
+            raise ValueError
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        raise pytest.UsageError(
+            f"noblock: --noblock-baseline={shown} is not a noblock baseline "
+            "(delete it to record a new one)"
+        ) from None
+    return findings
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "pytest": pytest.__version__}
+    for name in ("pytest-noblock", "pytest-asyncio", "anyio", "httpx", "pytest-xdist"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name.replace("-", "_")] = metadata.version(name)
+    return versions
+
+
+def _annotation_text(text: str) -> str:
+    # GitHub's workflow commands escape these three in the message.
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _annotation_property(text: str) -> str:
+    # ... and these two more in a property such as file=.
+    return _annotation_text(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _site(hold: Record) -> str:
+    site = hold.get("call_site")
+    if not site:
+        return "(call not caught)"
+    return f"{site['file']}:{site['line']} in {site['function']}"
+
+
+class Gate:
+    """The run-wide state: options, the baseline, and the records the reports bring in."""
+
+    def __init__(self, config: pytest.Config, defaults: Settings) -> None:
+        self.config = config
+        self.defaults = defaults
+        self.is_worker = hasattr(config, "workerinput")
+        cli_all = config.getoption("noblock_all")
+        self.watch_all = bool(cli_all) or bool(config.getini("noblock_all"))
+        self.durations = _durations(config.getoption("noblock_durations"))
+        start = config.invocation_params.dir
+        report = config.getoption("noblock_report")
+        self.report_path = start / report if report else None
+        cli_annotations = config.getoption("noblock_annotations")
+        self.annotations = (
+            os.environ.get("GITHUB_ACTIONS") == "true"
+            and cli_annotations is not False
+            and bool(config.getini("noblock_annotations"))
+        )
+        baseline = config.getoption("noblock_baseline")
+        self.baseline_shown = baseline
+        self.baseline_path = start / baseline if baseline else None
+        self.recording = self.baseline_path is not None and not self.baseline_path.exists()
+        self.baseline: list[Record] = []
+        if self.baseline_path is not None and not self.recording:
+            self.baseline = _load_baseline(self.baseline_path, str(baseline))
+        self.known: set[BaselineKey] = {entry_key(entry) for entry in self.baseline}
+        self.records: list[Record] = []
+        self.wrote_baseline: int | None = None
+        self.problems: list[str] = []
+
+    # --- where a test runs (worker or single process) ---
+
+    def accepts(self, hold: Record) -> bool:
+        """Whether a failing hold is in the baseline (or being recorded into one)."""
+        return self.recording or baseline_key(hold) in self.known
+
+    # --- on the controller ---
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Every call report, the workers' too under xdist, passes here on the controller."""
+        record = getattr(report, REPORT_ATTRIBUTE, None)
+        if isinstance(record, dict) and report.when == "call":
+            record = dict(record, outcome=report.outcome)
+            self.records.append(record)
+
+    def _holds(self) -> Iterable[tuple[Record, Record]]:
+        for record in self.records:
+            for hold in record["holds"]:
+                yield record, hold
+
+    def finish(self) -> None:
+        if self.is_worker:
+            return
+        if self.report_path is not None:
+            self._write("--noblock-report", self.report_path, self.report())
+        if self.recording and self.baseline_path is not None:
+            findings = self._baseline_entries()
+            baseline = {"kind": BASELINE_KIND, "version": SCHEMA_VERSION, "findings": findings}
+            if self._write("--noblock-baseline", self.baseline_path, baseline):
+                self.wrote_baseline = len(findings)
+
+    def _write(self, option: str, path: Path, data: Record) -> bool:
+        # The tests have run: a bad path is told in one line, not an internal error.
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        except OSError as error:
+            self.problems.append(f"noblock: could not write {option}={path}: {error.strerror}")
+            return False
+        return True
+
+    def _baseline_entries(self) -> list[Record]:
+        entries: dict[BaselineKey, Record] = {}
+        for record, hold in self._holds():
+            if not hold["failing"]:
+                continue
+            site = hold.get("call_site") or {}
+            entries.setdefault(
+                baseline_key(hold),
+                {
+                    "function": site.get("function"),
+                    "source": site.get("source"),
+                    "handler": hold.get("handler"),
+                    # For people reading the file; matching ignores them.
+                    "file": site.get("file"),
+                    "line": site.get("line"),
+                    "test": record["nodeid"],
+                },
+            )
+        return sorted(entries.values(), key=lambda e: (str(e["file"]), e["line"] or 0))
+
+    def gone(self) -> list[Record]:
+        seen = {baseline_key(hold) for _, hold in self._holds() if hold["failing"]}
+        return [entry for entry in self.baseline if entry_key(entry) not in seen]
+
+    def report(self) -> Record:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "settings": {
+                "budget_ms": self.defaults.budget_ms,
+                "count_test_code": self.defaults.count_test_code,
+                "noblock_all": self.watch_all,
+                "baseline": self.baseline_shown,
+                "argv": [str(arg) for arg in self.config.invocation_params.args],
+            },
+            "versions": _versions(),
+            "platform": sys.platform,
+            "summary": self._counts(),
+            "tests": sorted(self.records, key=lambda record: str(record["nodeid"])),
+            "baseline_gone": self.gone() if self.baseline_path and not self.recording else [],
+        }
+
+    def _counts(self) -> dict[str, int]:
+        holds = [hold for _, hold in self._holds()]
+        return {
+            "watched": len(self.records),
+            "failed_on_holds": sum(record["verdict"] == "failed" for record in self.records),
+            "baselined": sum(record["verdict"] == "baselined" for record in self.records),
+            "holds": len(holds),
+            "holds_in_test_code": sum(hold["origin"] == "test code" for hold in holds),
+        }
+
+    def summary(self, terminal: pytest.TerminalReporter) -> None:
+        if self.is_worker:
+            return
+        if self.records:
+            self._write_durations(terminal)
+        for problem in self.problems:
+            terminal.write_line(problem)
+        if self.annotations:
+            self._write_annotations(terminal)
+        if self.wrote_baseline is not None:
+            count = self.wrote_baseline
+            terminal.write_line(
+                f"noblock: wrote a baseline of {count} finding{'s' * (count != 1)} to "
+                f"{self.baseline_shown}"
+            )
+        gone = self.gone() if self.baseline_path is not None and not self.recording else []
+        if gone:
+            many = len(gone) != 1
+            terminal.write_line(
+                f"noblock: {len(gone)} baseline entr{'ies are' if many else 'y is'} gone "
+                f"(fixed? remove {'them' if many else 'it'} from {self.baseline_shown}):"
+            )
+            for entry in gone:
+                terminal.write_line(
+                    f"  {entry.get('handler') or '-'}  {entry.get('file')}:{entry.get('line')} "
+                    f"in {entry.get('function')}: {entry.get('source')}"
+                )
+
+    def _write_durations(self, terminal: pytest.TerminalReporter) -> None:
+        holds = sorted(self._holds(), key=lambda pair: pair[1]["held_ms"], reverse=True)
+        shown = holds if self.durations == 0 else holds[: self.durations]
+        counts = self._counts()
+        terminal.write_sep("=", "noblock: longest holds")
+        for record, hold in shown:
+            who = hold["request"] or hold["who"]
+            terminal.write_line(
+                f"{milliseconds(hold['held_ms'] / 1000):>9}  {record['nodeid']}  {who}  "
+                f"{_site(hold)}"
+            )
+        if len(holds) > len(shown):
+            terminal.write_line(
+                f"({len(holds) - len(shown)} shorter holds hidden; --noblock-durations=0 shows all)"
+            )
+        line = (
+            f"{counts['watched']} tests watched, {counts['failed_on_holds']} failed on holds, "
+            f"{counts['holds_in_test_code']} holds in test code (not blamed)"
+        )
+        if counts["baselined"]:
+            line += f", {counts['baselined']} passed on the baseline"
+        terminal.write_line(line)
+        if holds:
+            terminal.write_line("holds per call site:")
+            for site, count in Counter(_site(hold) for _, hold in holds).most_common():
+                terminal.write_line(f"  {count:>5} x {site}")
+
+    def _write_annotations(self, terminal: pytest.TerminalReporter) -> None:
+        seen: set[tuple[str, int]] = set()
+        for record, hold in sorted(self._holds(), key=lambda pair: -pair[1]["held_ms"]):
+            site = hold.get("call_site")
+            if not hold["failing"] or hold["baselined"] or not site:
+                continue
+            where = (site["file"], site["line"])
+            if where in seen:
+                continue
+            seen.add(where)
+            text = (
+                f"{hold['who']} held the event loop for {milliseconds(hold['held_ms'] / 1000)} "
+                f"(budget {milliseconds(record['budget_ms'] / 1000)}; {record['nodeid']})"
+            )
+            if hold.get("handler"):
+                text += f" in {hold['handler']}"
+            if hold.get("hint"):
+                text += f": {hold['hint']['why']} Instead: {hold['hint']['instead']}"
+            # Written straight to stdout at column 0, where the runner looks for commands.
+            terminal.write_line(
+                f"::error file={_annotation_property(self._workspace_path(site['file']))},"
+                f"line={site['line']},"
+                "title=noblock::" + _annotation_text(text)
+            )
+
+    def _workspace_path(self, shown: str) -> str:
+        """GitHub marks a line by its path in the repository; records say it from rootdir."""
+        workspace = os.environ.get("GITHUB_WORKSPACE")
+        if not workspace:
+            return shown
+        path = self.config.rootpath / shown
+        try:
+            return path.resolve().relative_to(Path(workspace).resolve()).as_posix()
+        except ValueError:
+            return shown
