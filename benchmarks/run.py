@@ -35,7 +35,7 @@ if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 
 from corpus import Case, load_cases, work  # noqa: E402
-from harness import overhead, project, report, tools  # noqa: E402
+from harness import overhead, project, report, strict_group, tools  # noqa: E402
 from harness.scoring import Benchmark, ToolScore, durations, read_probes  # noqa: E402
 
 RESULTS = BENCH_DIR / "RESULTS.md"
@@ -53,6 +53,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=20, help="runs of each clean case (20)")
     parser.add_argument("--no-burner", action="store_true", help="leave the other core idle")
     parser.add_argument("--no-overhead", action="store_true", help="skip the overhead phase")
+    parser.add_argument(
+        "--strict",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the strict group (fast blocking calls); default: on unless --cases is given",
+    )
+    parser.add_argument(
+        "--strict-repeat", type=int, default=5, help="runs of each strict clean case"
+    )
     parser.add_argument("--detect-budget-ms", type=float, default=50.0)
     parser.add_argument("--clean-budget-ms", type=float, default=20.0)
     parser.add_argument("--results", default=str(RESULTS), help="where to write RESULTS.md")
@@ -349,6 +358,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench_overhead = overhead.read_timings(timings_file)
             if bench_overhead is None:
                 log(f"    no timings: see {run.log}")
+        group = None
+        if args.strict if args.strict is not None else not args.cases:
+            group = strict_group.run(
+                not args.no_peers,
+                installed,
+                args.strict_repeat,
+                workdir,
+                scratch,
+                log,
+                run_overhead=not args.no_overhead,
+            )
+            group.seconds = sum(score.seconds for score in group.scores)
         bench = Benchmark(
             cases=[*blocking, *clean],
             scores=scores,
@@ -362,16 +383,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.seconds = time.perf_counter() - started
         bench.machine = machine_info(load_before, args.nice)
         print(report.console(bench))
+        if group is not None:
+            print(strict_group.console(group))
         if not args.no_results:
             command = "python benchmarks/run.py" + (
                 " " + shlex.join(argv if argv is not None else sys.argv[1:])
                 if (argv if argv is not None else sys.argv[1:])
                 else ""
             )
-            Path(args.results).write_text(report.markdown(bench, command))
+            text = report.markdown(bench, command)
+            if group is not None:
+                text += "\n" + strict_group.markdown(group)
+            Path(args.results).write_text(text)
             log(f"wrote {args.results}")
         if args.json:
-            Path(args.json).write_text(json.dumps(to_json(bench), indent=2))
+            data = to_json(bench)
+            if group is not None:
+                data["strict"] = strict_group.to_json(group)
+            Path(args.json).write_text(json.dumps(data, indent=2))
         log(f"done in {bench.seconds:.0f} s")
     return 0
 

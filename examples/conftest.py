@@ -15,12 +15,14 @@ UPSTREAM_DELAY_SECONDS = 0.2
 class SlowUpstreamHandler(BaseHTTPRequestHandler):
     """Answers ``GET /slow`` after a short delay, like a sluggish external API."""
 
+    delay = UPSTREAM_DELAY_SECONDS
+
     def do_GET(self) -> None:
         if self.path != "/slow":
             self.send_error(404)
             return
-        time.sleep(UPSTREAM_DELAY_SECONDS)
-        body = json.dumps({"status": "ok", "delay": UPSTREAM_DELAY_SECONDS}).encode()
+        time.sleep(self.delay)
+        body = json.dumps({"status": "ok", "delay": self.delay}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -50,6 +52,35 @@ def slow_upstream() -> Iterator[str]:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("EXAMPLES_UPSTREAM_URL", url)
             yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+class FastUpstreamHandler(SlowUpstreamHandler):
+    """The stand-in a test suite usually has: the same API, answering at once."""
+
+    delay = 0.0
+
+
+@pytest.fixture
+def fast_upstream(slow_upstream: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Point the app at a local stub that answers in about a millisecond, for one test."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FastUpstreamHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},
+        name="fast-upstream",
+        daemon=True,
+    )
+    thread.start()
+    host, port = server.server_address[:2]
+    url = f"http://{host}:{port}"
+    monkeypatch.setenv("EXAMPLES_UPSTREAM_URL", url)
+    try:
+        yield url
     finally:
         server.shutdown()
         server.server_close()

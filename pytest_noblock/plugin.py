@@ -10,7 +10,7 @@ import httpx
 import pytest
 from _pytest._code.code import ReprFileLocation
 
-from . import steps, threadpool, tracking
+from . import steps, strict, threadpool, tracking
 from .client import (
     HOW_TO_SET_THE_APP,
     AppError,
@@ -38,6 +38,7 @@ _headline_key = pytest.StashKey[str]()
 _notes_key = pytest.StashKey[list[str]]()
 _gate_key = pytest.StashKey[Gate]()
 _record_key = pytest.StashKey[dict[str, object]]()
+_allow_used_key = pytest.StashKey[set[str]]()
 
 NOTES_SECTION = "noblock notes"
 FAILURE_SECTION = "noblock: the event loop was held"
@@ -111,7 +112,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
             except BaseException:
                 sync_watch.stop()
                 if sync_watch.watched:
-                    _record(item, sync_watch.findings(), failed_already=True)
+                    _record(item, sync_watch.findings(), None, failed_already=True)
                 raise
         for note in sync_watch.notes():
             _add_note(item, note)
@@ -127,6 +128,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         )
     watch = LoopWatch(settings, item.config.stash[_cpu_alarm_key]) if settings is not None else None
     item.obj = wrap_test(test, watch, transports)
+    recorder = None
+    if settings is not None and settings.strict:
+        recorder = strict.Recorder((*settings.allow, *settings.ini_allow))
+        item.obj = strict.wrap_test(item.obj, recorder)
     steps.install()
     tracking.install()
     threadpool.install()
@@ -135,7 +140,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     except BaseException:
         _finish(item, watch, test)
         if watch is not None and watch.started:
-            _record(item, watch.findings(), failed_already=True)
+            _record(item, watch.findings(), recorder, failed_already=True)
         raise
     _finish(item, watch, test)
     if watch is not None:
@@ -148,12 +153,14 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
                     "or trio (uvloop and others are not watched yet)",
                 )
         else:
-            _fail_on_holds(item, watch.findings())
+            _fail_on_holds(item, watch.findings(), recorder)
     return outcome
 
 
-def _fail_on_holds(item: pytest.Item, findings: Findings) -> None:
-    text = _record(item, findings, failed_already=False)
+def _fail_on_holds(
+    item: pytest.Item, findings: Findings, recorder: strict.Recorder | None = None
+) -> None:
+    text = _record(item, findings, recorder, failed_already=False)
     if text is not None:
         item.stash[_headline_key] = text.splitlines()[0]
         pytest.fail(text, pytrace=False)
@@ -166,9 +173,16 @@ def _finish(item: pytest.Function, watch: LoopWatch | None, test: object) -> Non
     steps.uninstall()
     tracking.uninstall()
     threadpool.uninstall()
+    strict.uninstall()
 
 
-def _record(item: pytest.Item, findings: Findings, *, failed_already: bool) -> str | None:
+def _record(
+    item: pytest.Item,
+    findings: Findings,
+    recorder: strict.Recorder | None,
+    *,
+    failed_already: bool,
+) -> str | None:
     """Notes go to the report; returns the failure text when the app held the loop."""
     settings = item.stash[_settings_key]
     rootdir = str(item.config.rootpath)
@@ -178,9 +192,10 @@ def _record(item: pytest.Item, findings: Findings, *, failed_already: bool) -> s
         _add_note(item, f"{findings.dropped} more long steps were not analysed (limit reached)")
     texts = []
     failing = _gate_records(item, settings, findings, rootdir)
+    texts = [_strict_text(item, recorder, findings)] if recorder is not None else []
     if failing:
         verbosity = item.config.get_verbosity()
-        texts.append(failure_text(failing, settings.budget_s, rootdir, verbosity))
+        texts.insert(0, failure_text(failing, settings.budget_s, rootdir, verbosity))
     waits = threadpool.take()
     if waits is not None:
         failure = threadpool.failure_text(waits, settings.max_thread_wait_ms)
@@ -188,12 +203,28 @@ def _record(item: pytest.Item, findings: Findings, *, failed_already: bool) -> s
             texts.append(failure)
         else:
             _add_note(item, threadpool.describe(waits))
-    if not texts:
-        return None
-    text = "\n\n".join(texts)
-    if failed_already:
+    text = "\n\n".join(part for part in texts if part) or None
+    if text is not None and failed_already:
         item.stash[_section_key] = text
     return text
+
+
+def _strict_text(item: pytest.Item, recorder: strict.Recorder, findings: Findings) -> str | None:
+    settings = item.stash[_settings_key]
+    timed = [
+        (hold.call_site.filename, hold.call_site.lineno)
+        for hold in findings.failing
+        if hold.call_site
+    ]
+    verdict = strict.judge(recorder, timed)
+    note = strict.stale_note(settings.allow, verdict.used)
+    if note is not None:
+        _add_note(item, note)
+    item.config.stash.setdefault(_allow_used_key, set()).update(verdict.used)
+    if not verdict.findings:
+        return None
+    rootdir = str(item.config.rootpath)
+    return strict.failure_text(verdict.findings, rootdir, item.config.get_verbosity())
 
 
 def _gate_records(
@@ -273,6 +304,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             for title, content in getattr(report, "sections", ()):
                 if title == NOTES_SECTION and getattr(report, "when", None) == "call":
                     lines.extend(f"{report.nodeid}: {note}" for note in content.splitlines())
+    config = terminalreporter.config
+    if _allow_used_key in config.stash:
+        allow = config.stash[_defaults_key].ini_allow
+        note = strict.stale_note(allow, config.stash[_allow_used_key])
+        if note is not None:
+            lines.append(f"ini option noblock_allow: {note}")
     if lines:
         terminalreporter.write_sep("=", NOTES_SECTION)
         for line in lines:

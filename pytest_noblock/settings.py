@@ -8,16 +8,20 @@ from dataclasses import dataclass
 
 import pytest
 
+from . import strict
+
 DEFAULT_BUDGET_MS = 50.0
 MARKER = "noblock"
 MARKER_HELP = (
-    "noblock(budget_ms=None, *, count_test_code=False, max_thread_wait_ms=None): fail the "
-    "test when code serving a request holds the event loop longer than budget_ms (default: "
-    "ini noblock_budget_ms, 50), or when a call waited longer than max_thread_wait_ms for a "
-    "worker thread (default: ini noblock_max_thread_wait_ms; unset: only a note). "
-    "noblock(False) leaves the test unwatched under --noblock-all."
+    "noblock(budget_ms=None, *, count_test_code=False, max_thread_wait_ms=None, strict=False, "
+    "allow=[]): fail the test when code serving a request holds the event loop longer than "
+    "budget_ms (default: ini noblock_budget_ms, 50), or when a call waited longer than "
+    "max_thread_wait_ms for a worker thread (default: ini noblock_max_thread_wait_ms; unset: "
+    "only a note). strict=True: also fail on known blocking calls however fast; allow=[...]: "
+    "callees or module:function names strict mode lets through. noblock(False) leaves the "
+    "test unwatched under --noblock-all."
 )
-_MARKER_KEYWORDS = ("budget_ms", "count_test_code", "max_thread_wait_ms")
+_MARKER_KEYWORDS = ("budget_ms", "count_test_code", "max_thread_wait_ms", "strict", "allow")
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,11 @@ class Settings:
     budget_ms: float
     count_test_code: bool
     max_thread_wait_ms: float | None = None
+    # Strict mode (strict.py): the marker's and the ini's allowlists are kept apart
+    # because a marker entry is stale per test, an ini entry per session.
+    strict: bool = False
+    allow: tuple[str, ...] = ()
+    ini_allow: tuple[str, ...] = ()
 
     @property
     def budget_s(self) -> float:
@@ -61,6 +70,7 @@ def add_options(parser: pytest.Parser) -> None:
         help="fail when a call waited longer than this for a worker thread (default: a note).",
         default="",
     )
+    strict.add_options(parser)
 
 
 def parse_budget(value: object, where: str) -> float:
@@ -90,6 +100,8 @@ def default_settings(config: pytest.Config) -> Settings:
         budget_ms=budget,
         count_test_code=bool(config.getini("noblock_count_test_code")),
         max_thread_wait_ms=max_wait,
+        strict=bool(config.getini("noblock_strict")),
+        ini_allow=strict.parse_allow(config.getini("noblock_allow"), "ini option noblock_allow"),
     )
 
 
@@ -131,4 +143,17 @@ def settings_for(
         max_wait = parse_budget(
             marker.kwargs["max_thread_wait_ms"], f"{where}(max_thread_wait_ms=...)"
         )
-    return Settings(budget_ms=budget, count_test_code=count_test_code, max_thread_wait_ms=max_wait)
+    strict_mode = marker.kwargs.get("strict", defaults.strict)
+    if not isinstance(strict_mode, bool):
+        raise pytest.UsageError(
+            f"noblock: {where}(strict=...) must be True or False, got {strict_mode!r}"
+        )
+    allow = strict.parse_allow(marker.kwargs.get("allow", []), f"{where}(allow=...)")
+    return Settings(
+        budget_ms=budget,
+        count_test_code=count_test_code,
+        max_thread_wait_ms=max_wait,
+        strict=strict_mode,
+        allow=allow,
+        ini_allow=defaults.ini_allow,
+    )

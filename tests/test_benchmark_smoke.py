@@ -73,3 +73,44 @@ def test_harness_catches_the_blocking_case_at_its_label_and_passes_the_clean_one
     assert ours["totals"]["detected"] == 1
     assert ours["totals"]["false_alarms"] == 0
     assert "| pytest-noblock | 1/1 (100%) | 1/1 (100%) | 0/1 | 0 |" in done.stdout
+
+
+def test_harness_runs_the_strict_group(tmp_path: Path) -> None:
+    """Fast blocking calls: strict mode catches each at its label, the plain marker none."""
+    out = tmp_path / "results.json"
+    env = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(RUN),
+            "--cases",
+            BLOCKING,
+            "--strict",
+            "--strict-repeat",
+            "1",
+            "--no-peers",
+            "--repeat",
+            "1",
+            "--no-burner",
+            "--no-overhead",
+            "--no-results",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    strict = json.loads(out.read_text())["strict"]
+    caught = strict["noblock-strict"]["blocking"]
+    assert caught, strict
+    assert all(found["exact"] for found in caught.values()), caught
+    assert not any(found["blocked"] for found in strict["noblock"]["blocking"].values())
+    for tool in ("noblock-strict", "noblock"):
+        runs = [run for runs in strict[tool]["clean"].values() for run in runs]
+        assert runs
+        assert not any(run["blocked"] or run["problem"] for run in runs), runs

@@ -1,4 +1,4 @@
-"""The shipped examples, run for real: four tests fail on a hold, five pass."""
+"""The shipped examples, run for real: four tests fail on a hold, one in strict mode, six pass."""
 
 from __future__ import annotations
 
@@ -74,16 +74,19 @@ def assert_lines_in_a_row(result: pytest.RunResult, expected: list[str]) -> None
     )
 
 
-def test_four_examples_fail_and_five_pass(examples_run: pytest.RunResult) -> None:
-    examples_run.assert_outcomes(failed=4, passed=5, warnings=None)
+def test_five_examples_fail_and_six_pass(examples_run: pytest.RunResult) -> None:
+    examples_run.assert_outcomes(failed=5, passed=6, warnings=None)
     examples_run.stdout.fnmatch_lines(
         [
             "FAILED examples/test_app.py::test_bad_practice - noblock: GET /bad-practice*",
             "FAILED examples/test_app.py::test_blocking_dependency - noblock: GET /settings*",
+            "FAILED examples/test_strict.py::test_fast_stub_strict - noblock strict: "
+            "GET /bad-practice*",
             "FAILED examples/testclient/test_testclient.py::test_report - noblock: GET /report*",
             "FAILED examples/trio/test_trio.py::test_slow_lookup - noblock: GET /slow-lookup*",
         ]
     )
+    examples_run.stdout.no_fnmatch_line("FAILED *test_fast_stub_plain*")
 
 
 def test_the_testclient_example_names_the_sleep_in_build_report(
@@ -179,6 +182,33 @@ def test_the_dependency_report_names_the_sleep_in_load_settings(
         [
             f"  call      examples/app.py:{line} in load_settings",
             SOURCE_INDENT + source_line(line).strip(),
+        ],
+    )
+
+
+def test_the_strict_example_names_the_requests_get_line(examples_run: pytest.RunResult) -> None:
+    call = call_in("bad_practice", "requests.get")
+    line = call.lineno
+    code = source_line(line)
+    underline = (
+        SOURCE_INDENT
+        + " " * (call.col_offset - (len(code) - len(code.lstrip())))
+        + "^" * (call.end_col_offset - call.col_offset)
+    )
+    examples_run.stdout.fnmatch_lines(
+        [
+            "noblock strict: GET /bad-practice called requests.api.get on the event loop "
+            f"at examples/app.py:{line}",
+        ]
+    )
+    assert_lines_in_a_row(
+        examples_run,
+        [
+            "  request   GET /bad-practice",
+            "  handler   examples.app:bad_practice",
+            f"  call      examples/app.py:{line} in bad_practice",
+            SOURCE_INDENT + code.strip(),
+            underline,
         ],
     )
 

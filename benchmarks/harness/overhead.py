@@ -120,11 +120,11 @@ class Overhead:
         return self.fixed_marked_ms - self.fixed_plain_ms
 
 
-def write_project(root: Path) -> None:
+def write_project(root: Path, source: str = TEST_MODULE) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "pytest.ini").write_text(INI)
     (root / "conftest.py").write_text('"""Overhead runs: nothing to set up."""\n')
-    (root / "test_overhead.py").write_text(TEST_MODULE)
+    (root / "test_overhead.py").write_text(source)
 
 
 def read_timings(path: Path) -> Overhead | None:

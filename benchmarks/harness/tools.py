@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from corpus import CORPUS_DIR
 
 APPS_DIR = str(CORPUS_DIR / "apps")
+STRICT_DIR = str(CORPUS_DIR / "strict")
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,19 @@ HEADLINE = re.compile(
 )
 
 
+STRICT_HEADLINE = re.compile(
+    r"^(?:Failed: )?noblock strict: (?P<who>.+?) called (?P<callee>\S+) on the event loop "
+    r"at (?P<path>\S+?):(?P<line>\d+)",
+    re.MULTILINE,
+)
+
+
 def parse_noblock(text: str) -> Finding:
     match = HEADLINE.search(text)
     if match is None:
+        strict = STRICT_HEADLINE.search(text)
+        if strict is not None:
+            return Finding(blocked=True, path=strict["path"], line=int(strict["line"]), holds=1)
         return _problem(text)
     return Finding(
         blocked=True,
@@ -97,6 +108,20 @@ NOBLOCK = Tool(
 )
 
 
+NOBLOCK_STRICT = Tool(
+    key="noblock-strict",
+    title="pytest-noblock strict",
+    module=None,
+    disable=("pyleak", "loopguard"),
+    conftest=NOBLOCK.conftest,
+    marker=lambda budget: f"@pytest.mark.noblock(budget_ms={budget:g}, strict=True)",
+    client_fixture="noblock_client",
+    app_fixture="noblock_app",
+    parse=parse_noblock,
+    reports_site=True,
+)
+
+
 # --- frames in tracebacks --------------------------------------------------------------------
 
 FRAME = re.compile(r'File "(?P<path>[^"]+)", line (?P<line>\d+)')
@@ -107,7 +132,7 @@ def _frames(text: str) -> list[tuple[str, int]]:
 
 
 def _in_apps(path: str) -> bool:
-    return path.startswith(APPS_DIR)
+    return path.startswith((APPS_DIR, STRICT_DIR))
 
 
 # --- pyleak --------------------------------------------------------------------------------
