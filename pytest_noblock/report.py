@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .hints import DEF_ENDPOINT
+from .hints import DEF_ENDPOINT, Hint
 from .holds import Hold
-from .stacks import FrameRecord, display_path
+from .stacks import CallSite, FrameRecord, display_path
 
 SHOWN_HOLDS = 3
 SHOWN_APP_FRAMES = 6
@@ -34,14 +34,39 @@ def headline(hold: Hold, budget_s: float, rootdir: str) -> str:
     return f"{line} (budget {milliseconds(budget_s)})"
 
 
+LABEL_WIDTH = 10
+
+
+def field_line(label: str, text: str) -> str:
+    return f"  {label:<{LABEL_WIDTH}}{text}"
+
+
+def call_lines(site: CallSite, rootdir: str) -> list[str]:
+    """The `call` field: where it is, then its source line with the call underlined."""
+    where = f"{display_path(site.filename, rootdir)}:{site.lineno} in {site.function}"
+    indent = " " * (2 + LABEL_WIDTH + 4)
+    lines = [field_line("call", where), indent + site.source]
+    underline = site.underline()
+    if underline:
+        lines.append(indent + underline)
+    return lines
+
+
+def advice_lines(hint: Hint) -> list[str]:
+    return [
+        field_line("why", hint.what),
+        field_line("instead", hint.instead),
+        field_line("", DEF_ENDPOINT),
+    ]
+
+
 def describe_hold(
     hold: Hold, budget_s: float, rootdir: str, verbosity: int, *, with_headline: bool = True
 ) -> list[str]:
-    label_width = 10
     lines = [headline(hold, budget_s, rootdir)] if with_headline else []
 
     def field(label: str, text: str) -> None:
-        lines.append(f"  {label:<{label_width}}{text}")
+        lines.append(field_line(label, text))
 
     request = hold.request
     if request is not None:
@@ -53,12 +78,7 @@ def describe_hold(
     if site is None:
         field("call", "not caught: the hold ended before the watchdog could look")
     else:
-        field("call", f"{display_path(site.filename, rootdir)}:{site.lineno} in {site.function}")
-        indent = " " * (2 + label_width + 4)
-        lines.append(indent + site.source)
-        underline = site.underline()
-        if underline:
-            lines.append(indent + underline)
+        lines.extend(call_lines(site, rootdir))
     if hold.landed is not None:
         field("landed in", _where(hold.landed, rootdir))
     frames: Sequence[FrameRecord] = (
@@ -85,9 +105,7 @@ def describe_hold(
             f"{milliseconds(hold.wall_s)} wall, not counting {' and '.join(not_counted)}",
         )
     if hold.hint:
-        field("why", hold.hint.what)
-        field("instead", hold.hint.instead)
-        field("", DEF_ENDPOINT)
+        lines.extend(advice_lines(hold.hint))
     return lines
 
 

@@ -30,8 +30,9 @@ from typing import Any
 
 import pytest
 
-from .hints import DEF_ENDPOINT, hint_for
+from .hints import hint_for
 from .origins import Request, current_origin
+from .report import advice_lines, call_lines, field_line
 from .stacks import (
     FrameRecord,
     Stack,
@@ -692,10 +693,8 @@ def _called(finding: Finding) -> str:
 
 
 def _describe(finding: Finding, rootdir: str) -> list[str]:
-    width = 10
-
     def add(label: str, text: str) -> None:
-        lines.append(f"  {label:<{width}}{text}")
+        lines.append(field_line(label, text))
 
     times = f"{finding.count} times" if finding.count > 1 else "once"
     lines = [f"{_called(finding)}: called {times}, longest {_milliseconds(finding.longest_s)}"]
@@ -704,19 +703,10 @@ def _describe(finding: Finding, rootdir: str) -> list[str]:
     stack = finding.stack
     index = finding.site_index
     deeper = stack[index + 1 :]
-    site = locate_call(stack[index], deeper[0] if deeper else None)
-    add("call", f"{display_path(site.filename, rootdir)}:{site.lineno} in {site.function}")
-    indent = " " * (2 + width + 4)
-    lines.append(indent + site.source)
-    underline = site.underline()
-    if underline:
-        lines.append(indent + underline)
+    lines.extend(call_lines(locate_call(stack[index], deeper[0] if deeper else None), rootdir))
     if finding.landed is not None and finding.landed[0].is_library:
         landed, callee = finding.landed
         where = f"{display_path(landed.filename, rootdir)}:{landed.lineno} in {landed.function}"
         add("landed in", f"{where} ({callee})")
-    hint = hint_for(finding.callee, library_modules(deeper), False)
-    add("why", hint.what)
-    add("instead", hint.instead)
-    add("", DEF_ENDPOINT)
+    lines.extend(advice_lines(hint_for(finding.callee, library_modules(deeper), False)))
     return lines

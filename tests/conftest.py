@@ -7,6 +7,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -65,24 +66,24 @@ def line_of(source: str, needle: str) -> int:
     return found[0]
 
 
-class _SlowHTTPHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        time.sleep(SLOW_SECONDS)
-        body = json.dumps({"status": "ok"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+@contextmanager
+def http_server(delay_s: float) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 that answers every GET after `delay_s`; yields its URL."""
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(delay_s)
+            body = json.dumps({"status": "ok"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
+        def log_message(self, format: str, *args: object) -> None:
+            pass
 
-@pytest.fixture(scope="session")
-def slow_http() -> Iterator[str]:
-    """An HTTP server on 127.0.0.1 that answers every GET after 0.2 s."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHTTPHandler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -95,3 +96,17 @@ def slow_http() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def slow_http() -> Iterator[str]:
+    """Answers every GET after 0.2 s: a slow upstream."""
+    with http_server(SLOW_SECONDS) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def fast_http() -> Iterator[str]:
+    """Answers every GET at once: the local stand-in of an upstream in a test suite."""
+    with http_server(0) as url:
+        yield url

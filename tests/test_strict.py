@@ -14,7 +14,6 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 # Kept in sys.modules between in-process runs (see test_kinds.py).
@@ -26,37 +25,6 @@ from conftest import APP_CONFTEST, Project
 from pytest_noblock import strict
 
 SOURCE_INDENT = " " * 16
-
-
-class _FastHTTPHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = json.dumps({"status": "ok"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def fast_http() -> Iterator[str]:
-    """An HTTP server on 127.0.0.1 that answers every GET at once."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FastHTTPHandler)
-    server.daemon_threads = True
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    host, port = server.server_address[:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")
