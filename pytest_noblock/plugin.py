@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 
 import httpx
 import pytest
@@ -22,7 +22,7 @@ from .client import (
 from .client import make_client as _make_client
 from .holds import Hold
 from .portals import SyncWatch
-from .records import hold_record, make_record
+from .records import hold_record, make_record, strict_record
 from .report import failure_text, note_for
 from .session import REPORT_ATTRIBUTE, Gate, add_session_options
 from .settings import MARKER, MARKER_HELP, Settings, add_options, default_settings, settings_for
@@ -190,12 +190,14 @@ def _record(
         _add_note(item, note_for(hold, settings.budget_s, rootdir))
     if findings.dropped:
         _add_note(item, f"{findings.dropped} more long steps were not analysed (limit reached)")
+    known_calls = _strict_findings(item, recorder, findings) if recorder is not None else []
+    failing = _gate_records(item, settings, findings, known_calls, rootdir)
+    verbosity = item.config.get_verbosity()
     texts = []
-    failing = _gate_records(item, settings, findings, rootdir)
-    texts = [_strict_text(item, recorder, findings)] if recorder is not None else []
     if failing:
-        verbosity = item.config.get_verbosity()
-        texts.insert(0, failure_text(failing, settings.budget_s, rootdir, verbosity))
+        texts.append(failure_text(failing, settings.budget_s, rootdir, verbosity))
+    if known_calls:
+        texts.append(strict.failure_text(known_calls, rootdir, verbosity))
     waits = threadpool.take()
     if waits is not None:
         failure = threadpool.failure_text(waits, settings.max_thread_wait_ms)
@@ -209,7 +211,10 @@ def _record(
     return text
 
 
-def _strict_text(item: pytest.Item, recorder: strict.Recorder, findings: Findings) -> str | None:
+def _strict_findings(
+    item: pytest.Item, recorder: strict.Recorder, findings: Findings
+) -> list[strict.Finding]:
+    """The known blocking calls that fail the test: not allowed, not already timed."""
     settings = item.stash[_settings_key]
     timed = [
         (hold.call_site.filename, hold.call_site.lineno)
@@ -221,14 +226,15 @@ def _strict_text(item: pytest.Item, recorder: strict.Recorder, findings: Finding
     if note is not None:
         _add_note(item, note)
     item.config.stash.setdefault(_allow_used_key, set()).update(verdict.used)
-    if not verdict.findings:
-        return None
-    rootdir = str(item.config.rootpath)
-    return strict.failure_text(verdict.findings, rootdir, item.config.get_verbosity())
+    return verdict.findings
 
 
 def _gate_records(
-    item: pytest.Item, settings: Settings, findings: Findings, rootdir: str
+    item: pytest.Item,
+    settings: Settings,
+    findings: Findings,
+    known_calls: Sequence[strict.Finding],
+    rootdir: str,
 ) -> list[Hold]:
     """Records the test for the CI gate; returns the failing holds the baseline does not know."""
     gate = item.config.stash[_gate_key]
@@ -241,7 +247,10 @@ def _gate_records(
             failing.append(hold)
     holds += [hold_record(hold, rootdir, failing=False) for hold in findings.noted]
     notes = item.stash.get(_notes_key, [])
-    item.stash[_record_key] = make_record(item.nodeid, settings, holds, notes, findings.steps)
+    strict_records = [strict_record(finding, rootdir) for finding in known_calls]
+    item.stash[_record_key] = make_record(
+        item.nodeid, settings, holds, notes, findings.steps, strict_records
+    )
     return failing
 
 

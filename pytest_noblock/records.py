@@ -14,7 +14,8 @@ from typing import Any
 from .holds import Hold
 from .origins import LIFESPAN, TEST_CODE
 from .settings import Settings
-from .stacks import FrameRecord, display_path
+from .stacks import CallSite, FrameRecord, display_path, locate_call
+from .strict import Finding
 
 Record = dict[str, Any]
 BaselineKey = tuple[str | None, str | None, str | None]
@@ -30,6 +31,16 @@ def _frame(frame: FrameRecord, rootdir: str) -> Record:
         "file": display_path(frame.filename, rootdir),
         "line": frame.lineno,
         "function": frame.function,
+    }
+
+
+def _site(site: CallSite, rootdir: str) -> Record:
+    return {
+        "file": display_path(site.filename, rootdir),
+        "line": site.lineno,
+        "function": site.function,
+        "source": site.source,
+        "callee": site.callee,
     }
 
 
@@ -58,15 +69,7 @@ def hold_record(hold: Hold, rootdir: str, *, failing: bool, baselined: bool = Fa
         "request": request.describe() if request is not None else None,
         "handler": request.handler if request is not None else None,
         "in_spawned_task": hold.in_spawned_task,
-        "call_site": None
-        if site is None
-        else {
-            "file": display_path(site.filename, rootdir),
-            "line": site.lineno,
-            "function": site.function,
-            "source": site.source,
-            "callee": site.callee,
-        },
+        "call_site": None if site is None else _site(site, rootdir),
         "landed": _frame(hold.landed, rootdir) if hold.landed is not None else None,
         "app_stack": [_frame(frame, rootdir) for frame in hold.app_frames],
         "hint": None if hint is None else {"why": hint.what, "instead": hint.instead},
@@ -83,14 +86,29 @@ def entry_key(entry: Record) -> BaselineKey:
     return (entry.get("function"), entry.get("source"), entry.get("handler"))
 
 
+def strict_record(finding: Finding, rootdir: str) -> Record:
+    """A known blocking call strict mode found, however fast it was."""
+    deeper = finding.stack[finding.site_index + 1 :]
+    site = locate_call(finding.site, deeper[0] if deeper else None)
+    return {
+        "callee": finding.callee,
+        "count": finding.count,
+        "longest_ms": _ms(finding.longest_s),
+        "request": finding.request.describe(),
+        "handler": finding.request.handler,
+        "call_site": _site(site, rootdir),
+    }
+
+
 def make_record(
     nodeid: str,
     settings: Settings,
     holds: Sequence[Record],
     notes: Sequence[str],
     steps: int,
+    strict_findings: Sequence[Record] = (),
 ) -> Record:
-    if any(hold["failing"] and not hold["baselined"] for hold in holds):
+    if strict_findings or any(hold["failing"] and not hold["baselined"] for hold in holds):
         verdict = "failed"
     elif any(hold["baselined"] for hold in holds):
         verdict = "baselined"
@@ -104,5 +122,6 @@ def make_record(
         "count_test_code": settings.count_test_code,
         "steps": steps,
         "holds": list(holds),
+        "strict_findings": list(strict_findings),
         "notes": list(notes),
     }

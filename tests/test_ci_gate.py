@@ -286,6 +286,53 @@ async def test_slow_and_wrong(noblock_client):
     assert data["summary"]["holds_in_test_code"] == 1  # type: ignore[index]
 
 
+def test_json_report_carries_strict_findings(project: Project) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from pytest_noblock.session import load_schema
+
+    project.app(
+        """
+        import time
+        from fastapi import FastAPI
+
+        app = FastAPI()
+
+        @app.get("/nap")
+        async def nap():
+            time.sleep(0.001)
+            return {}
+        """
+    )
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock(strict=True)
+        async def test_nap(noblock_client):
+            assert (await noblock_client.get("/nap")).status_code == 200
+        """
+    )
+    path = project.pytester.path / "noblock.json"
+    project.run(f"--noblock-report={path}").assert_outcomes(failed=1)
+    data = json.loads(path.read_text())
+    jsonschema.validate(data, load_schema())
+    (record,) = data["tests"]
+    assert record["verdict"] == "failed"
+    assert record["holds"] == []
+    (finding,) = record["strict_findings"]
+    assert finding["callee"] == "time.sleep"
+    assert finding["count"] == 1
+    assert finding["request"] == "GET /nap"
+    assert finding["handler"] == "app:nap"
+    assert finding["call_site"] == {
+        "file": "app.py",
+        "line": 8,
+        "function": "nap",
+        "source": "time.sleep(0.001)",
+        "callee": "time.sleep",
+    }
+
+
 def test_unwritable_report_path_is_one_line(project: Project) -> None:
     gate_project(project)
     (project.pytester.path / "afile").write_text("")
