@@ -114,8 +114,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
                 if sync_watch.watched:
                     _record(item, sync_watch.findings(), None, failed_already=True)
                 raise
-        for note in sync_watch.notes():
-            _add_note(item, note)
+        # Under --noblock-all an unmarked test did not ask for a watch: no note for it.
+        if item.get_closest_marker(MARKER) is not None:
+            for note in sync_watch.notes():
+                _add_note(item, note)
         if sync_watch.watched:
             _fail_on_holds(item, sync_watch.findings())
         return outcome

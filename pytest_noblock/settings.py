@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass
 
@@ -110,12 +109,13 @@ def settings_for(
 ) -> Settings | None:
     """The settings of a watched test, or None when it is not watched.
 
-    Under `watch_all` (--noblock-all) every `async def` test is watched as if marked;
+    Under `watch_all` (--noblock-all) every test function is watched as if marked: an
+    `async def` one on its own loop, a sync one on the loops its TestClient starts;
     `@pytest.mark.noblock(False)` opts one out.
     """
     marker = item.get_closest_marker(MARKER)
     if marker is None:
-        if watch_all and inspect.iscoroutinefunction(getattr(item, "obj", None)):
+        if watch_all and isinstance(item, pytest.Function):
             return defaults
         return None
     if marker.args and marker.args[0] is False:

@@ -173,6 +173,31 @@ def test_noblock_all_says_nothing_about_tests_it_cannot_watch(project: Project) 
     result.stdout.no_fnmatch_line("*nothing was watched*")
 
 
+def test_noblock_all_watches_testclient_tests_too(project: Project) -> None:
+    gate_project(
+        project,
+        """
+        from fastapi.testclient import TestClient
+
+        from app import app
+
+        def test_slow_through_testclient():
+            with TestClient(app) as client:
+                assert client.get("/slow").status_code == 200
+
+        def test_no_loop_at_all():
+            assert 1 + 1 == 2
+        """,
+    )
+    result = project.run("--noblock-all")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(
+        ["FAILED test_app.py::test_slow_through_testclient - noblock: GET /slow*"]
+    )
+    # A sync test that starts no loop did not ask to be watched: no note about it.
+    result.stdout.no_fnmatch_line("*nothing was watched*")
+
+
 # --- 2. session summary --------------------------------------------------------------------
 
 
