@@ -283,10 +283,8 @@ def pytest_runtest_makereport(
         report.longrepr = f"LifespanError: {call.excinfo.value}"
     if call.when == "call":
         headline = item.stash.get(_headline_key, None)
-        crash = getattr(report.longrepr, "reprcrash", None)
-        if headline is not None and isinstance(crash, ReprFileLocation):
-            # The short summary shows this message; pytest prints all of it on CI.
-            report.longrepr.reprcrash = dataclasses.replace(crash, message=headline)  # type: ignore[union-attr]
+        if headline is not None:
+            _show_headline_in_short_summary(report, headline)
         section = item.stash.get(_section_key, None)
         if section is not None:
             report.sections.append((FAILURE_SECTION, section))
@@ -297,6 +295,24 @@ def pytest_runtest_makereport(
         if record is not None:
             setattr(report, REPORT_ATTRIBUTE, record)
     return report
+
+
+def _show_headline_in_short_summary(report: pytest.TestReport, headline: str) -> None:
+    """The short summary shows the crash message; pytest prints all of it on CI.
+
+    pytest-xdist rebuilds the report from the exception chain's own crash entries, so the
+    last of those is replaced too.
+    """
+    longrepr = report.longrepr
+    crash = getattr(longrepr, "reprcrash", None)
+    if not isinstance(crash, ReprFileLocation):
+        return
+    shorter = dataclasses.replace(crash, message=headline)
+    longrepr.reprcrash = shorter  # type: ignore[union-attr]
+    chain = getattr(longrepr, "chain", None)
+    if chain:
+        traceback, _, description = chain[-1]
+        chain[-1] = (traceback, shorter, description)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -419,6 +419,8 @@ def test_xdist_workers_report_to_one_summary_and_file(project: Project) -> None:
     result = project.run("-n", "2", "--noblock-all", f"--noblock-report={path}")
     result.assert_outcomes(passed=1, failed=4)
     result.stdout.fnmatch_lines(["5 tests watched, 4 failed on holds, *", "*4 x app.py:8 in slow"])
+    # The short summary gives the hold's headline, as without xdist.
+    result.stdout.fnmatch_lines(["FAILED test_app.py::test_slow[[]*] - noblock: GET /slow*"])
     data = json.loads(path.read_text())
     assert len(data["tests"]) == 5
     assert not list(project.pytester.path.glob("noblock.json.*"))
