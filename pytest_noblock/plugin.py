@@ -111,15 +111,17 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
                 outcome = yield
             except BaseException:
                 sync_watch.stop()
+                waits = threadpool.take()
                 if sync_watch.watched:
-                    _record(item, sync_watch.findings(), None, failed_already=True)
+                    _record(item, sync_watch.findings(), None, waits, failed_already=True)
                 raise
         # Under --noblock-all an unmarked test did not ask for a watch: no note for it.
         if item.get_closest_marker(MARKER) is not None:
             for note in sync_watch.notes():
                 _add_note(item, note)
+        waits = threadpool.take()
         if sync_watch.watched:
-            _fail_on_holds(item, sync_watch.findings())
+            _fail_on_holds(item, sync_watch.findings(), None, waits)
         return outcome
     if not _runs_async(item):
         pytest.fail(
@@ -140,11 +142,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     try:
         outcome = yield
     except BaseException:
-        _finish(item, watch, test)
+        waits = _finish(item, watch, test)
         if watch is not None and watch.started:
-            _record(item, watch.findings(), recorder, failed_already=True)
+            _record(item, watch.findings(), recorder, waits, failed_already=True)
         raise
-    _finish(item, watch, test)
+    waits = _finish(item, watch, test)
     if watch is not None:
         if not watch.started:
             # Under --noblock-all an unmarked test did not ask for a watch: no note for it.
@@ -155,33 +157,41 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
                     "or trio (uvloop and others are not watched yet)",
                 )
         else:
-            _fail_on_holds(item, watch.findings(), recorder)
+            _fail_on_holds(item, watch.findings(), recorder, waits)
     return outcome
 
 
 def _fail_on_holds(
-    item: pytest.Item, findings: Findings, recorder: strict.Recorder | None = None
+    item: pytest.Item,
+    findings: Findings,
+    recorder: strict.Recorder | None = None,
+    waits: threadpool.PoolWaits | None = None,
 ) -> None:
-    text = _record(item, findings, recorder, failed_already=False)
+    text = _record(item, findings, recorder, waits, failed_already=False)
     if text is not None:
         item.stash[_headline_key] = text.splitlines()[0]
         pytest.fail(text, pytrace=False)
 
 
-def _finish(item: pytest.Function, watch: LoopWatch | None, test: object) -> None:
+def _finish(
+    item: pytest.Function, watch: LoopWatch | None, test: object
+) -> threadpool.PoolWaits | None:
+    """Undo everything the test was given; hands back this test's thread-pool waits."""
     item.obj = test
     if watch is not None:
         watch.stop()
     steps.uninstall()
     tracking.uninstall()
-    threadpool.uninstall()
     strict.uninstall()
+    threadpool.uninstall()
+    return threadpool.take()
 
 
 def _record(
     item: pytest.Item,
     findings: Findings,
     recorder: strict.Recorder | None,
+    waits: threadpool.PoolWaits | None,
     *,
     failed_already: bool,
 ) -> str | None:
@@ -200,7 +210,6 @@ def _record(
         texts.append(failure_text(failing, settings.budget_s, rootdir, verbosity))
     if known_calls:
         texts.append(strict.failure_text(known_calls, rootdir, verbosity))
-    waits = threadpool.take()
     if waits is not None:
         failure = threadpool.failure_text(waits, settings.max_thread_wait_ms)
         if failure is not None:

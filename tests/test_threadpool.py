@@ -53,6 +53,29 @@ def test_waiting_for_a_thread_is_a_note(project: Project) -> None:
     result.stdout.no_fnmatch_line("test_app.py::test_few: thread pool*")
 
 
+def test_a_thread_pool_note_belongs_to_its_own_test(project: Project) -> None:
+    # The unmarked test saturates the pool through noblock_client; the marked sync test
+    # after it starts no loop. Its report must not inherit the first test's waits.
+    project.app(APP)
+    project.tests(
+        """
+        import asyncio
+        import pytest
+
+        async def test_unmarked_many(noblock_client):
+            responses = await asyncio.gather(*(noblock_client.get("/sync") for _ in range(50)))
+            assert all(response.status_code == 200 for response in responses)
+
+        @pytest.mark.noblock
+        def test_marked_sync():
+            assert True
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(passed=2)
+    result.stdout.no_fnmatch_line("*thread pool:*")
+
+
 def test_max_thread_wait_ms_marker_fails(project: Project) -> None:
     project.app(APP)
     project.tests(ASYNC_TESTS.format(marker=", max_thread_wait_ms=100"))
