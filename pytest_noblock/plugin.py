@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import Any
 
 import httpx
 import pytest
@@ -105,24 +106,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     if not inspect.iscoroutinefunction(test):
         if settings is None:
             return (yield)
-        # A sync test: the loops are the ones its TestClient starts in portal threads.
-        with SyncWatch(settings) as sync_watch:
-            try:
-                outcome = yield
-            except BaseException:
-                sync_watch.stop()
-                waits = threadpool.take()
-                if sync_watch.watched:
-                    _record(item, sync_watch.findings(), None, waits, failed_already=True)
-                raise
-        # Under --noblock-all an unmarked test did not ask for a watch: no note for it.
-        if item.get_closest_marker(MARKER) is not None:
-            for note in sync_watch.notes():
-                _add_note(item, note)
-        waits = threadpool.take()
-        if sync_watch.watched:
-            _fail_on_holds(item, sync_watch.findings(), None, waits)
-        return outcome
+        return (yield from _run_sync_test(item, settings))
     if not _runs_async(item):
         pytest.fail(
             f"noblock: {item.name} is `async def` but no async plugin runs it, so nothing would "
@@ -130,6 +114,37 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
             "asyncio_mode = auto) or @pytest.mark.anyio",
             pytrace=False,
         )
+    return (yield from _run_async_test(item, settings, transports, test))
+
+
+def _run_sync_test(item: pytest.Function, settings: Settings) -> Generator[None, object, object]:
+    """A sync test: the loops watched are the ones its TestClient starts in portal threads."""
+    with SyncWatch(settings) as sync_watch:
+        try:
+            outcome = yield
+        except BaseException:
+            sync_watch.stop()
+            waits = threadpool.take()
+            if sync_watch.watched:
+                _record(item, sync_watch.findings(), None, waits, failed_already=True)
+            raise
+    # Under --noblock-all an unmarked test did not ask for a watch: no note for it.
+    if item.get_closest_marker(MARKER) is not None:
+        for note in sync_watch.notes():
+            _add_note(item, note)
+    waits = threadpool.take()
+    if sync_watch.watched:
+        _fail_on_holds(item, sync_watch.findings(), None, waits)
+    return outcome
+
+
+def _run_async_test(
+    item: pytest.Function,
+    settings: Settings | None,
+    transports: list[LifespanTransport],
+    test: Callable[..., Any],
+) -> Generator[None, object, object]:
+    """An async test: its own function, wrapped, runs on the loop its async plugin gives it."""
     watch = LoopWatch(settings, item.config.stash[_cpu_alarm_key]) if settings is not None else None
     item.obj = wrap_test(test, watch, transports)
     recorder = None
