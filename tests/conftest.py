@@ -14,6 +14,32 @@ import pytest
 
 SLOW_SECONDS = 0.2
 
+# The app most tests start from: one handler that blocks the loop for 0.2 s, one that doesn't.
+SLOW_AND_FAST_APP = """
+import time
+from fastapi import FastAPI
+
+app = FastAPI()
+
+@app.get("/slow")
+async def slow():
+    time.sleep(0.2)
+    return {}
+
+@app.get("/fast")
+async def fast():
+    return {"ok": True}
+"""
+_SLEEP_LINE = SLOW_AND_FAST_APP.lstrip("\n").splitlines().index("    time.sleep(0.2)") + 1
+
+# The first lines of the report for GET /slow at the default budget.
+SLOW_REPORT = [
+    f"noblock: GET /slow held the event loop for * ms at app.py:{_SLEEP_LINE} (budget 50 ms)",
+    "  handler   app:slow",
+    f"  call      app.py:{_SLEEP_LINE} in slow",
+    "                time.sleep(0.2)",
+]
+
 APP_CONFTEST = """
 import pytest
 

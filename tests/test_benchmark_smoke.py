@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "benchmarks" / "run.py"
@@ -27,17 +28,15 @@ def labelled_line(path: Path, case: str) -> int:
     return hits[0]
 
 
-def test_harness_catches_the_blocking_case_at_its_label_and_passes_the_clean_one(
-    tmp_path: Path,
-) -> None:
+def run_harness(tmp_path: Path, *options: str) -> tuple[dict[str, Any], str]:
+    """One quick run of benchmarks/run.py (our plugin only, no burner, no overhead phase)."""
     out = tmp_path / "results.json"
     env = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
     done = subprocess.run(
         [
             sys.executable,
             str(RUN),
-            "--cases",
-            f"{BLOCKING},{CLEAN}",
+            *options,
             "--no-peers",
             "--repeat",
             "1",
@@ -55,7 +54,14 @@ def test_harness_catches_the_blocking_case_at_its_label_and_passes_the_clean_one
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    results = json.loads(out.read_text())
+    results: dict[str, Any] = json.loads(out.read_text())
+    return results, done.stdout
+
+
+def test_harness_catches_the_blocking_case_at_its_label_and_passes_the_clean_one(
+    tmp_path: Path,
+) -> None:
+    results, stdout = run_harness(tmp_path, "--cases", f"{BLOCKING},{CLEAN}")
     ours = results["tools"]["noblock"]
 
     line = labelled_line(APP, BLOCKING)
@@ -72,40 +78,13 @@ def test_harness_catches_the_blocking_case_at_its_label_and_passes_the_clean_one
     assert [run["problem"] for run in ours["clean"][CLEAN]] == [None]
     assert ours["totals"]["detected"] == 1
     assert ours["totals"]["false_alarms"] == 0
-    assert "| pytest-noblock | 1/1 (100%) | 1/1 (100%) | 0/1 | 0 |" in done.stdout
+    assert "| pytest-noblock | 1/1 (100%) | 1/1 (100%) | 0/1 | 0 |" in stdout
 
 
 def test_harness_runs_the_strict_group(tmp_path: Path) -> None:
     """Fast blocking calls: strict mode catches each at its label, the plain marker none."""
-    out = tmp_path / "results.json"
-    env = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(RUN),
-            "--cases",
-            BLOCKING,
-            "--strict",
-            "--strict-repeat",
-            "1",
-            "--no-peers",
-            "--repeat",
-            "1",
-            "--no-burner",
-            "--no-overhead",
-            "--no-results",
-            "--json",
-            str(out),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    strict = json.loads(out.read_text())["strict"]
+    results, _ = run_harness(tmp_path, "--cases", BLOCKING, "--strict", "--strict-repeat", "1")
+    strict = results["strict"]
     caught = strict["noblock-strict"]["blocking"]
     assert caught, strict
     assert all(found["exact"] for found in caught.values()), caught

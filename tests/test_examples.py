@@ -41,15 +41,15 @@ def examples_run() -> pytest.RunResult:
     )
 
 
-def call_in(function: str, callee: str) -> ast.Call:
-    """The one call of `callee` (e.g. `requests.get`) inside `function` in examples/app.py."""
-    tree = ast.parse(EXAMPLES_APP.read_text())
+def call_in(function: str, callee: str, path: Path = EXAMPLES_APP) -> ast.Call:
+    """The one call of `callee` (e.g. `requests.get`) inside `function` in an example app."""
+    tree = ast.parse(path.read_text())
     functions = [
         node
         for node in ast.walk(tree)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == function
     ]
-    assert len(functions) == 1, f"examples/app.py must define {function} once"
+    assert len(functions) == 1, f"{path.name} must define {function} once"
     calls = [
         node
         for node in ast.walk(functions[0])
@@ -92,12 +92,7 @@ def test_five_examples_fail_and_six_pass(examples_run: pytest.RunResult) -> None
 def test_the_testclient_example_names_the_sleep_in_build_report(
     examples_run: pytest.RunResult,
 ) -> None:
-    tree = ast.parse((ROOT / "examples" / "testclient" / "app.py").read_text())
-    line = next(
-        node.lineno
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and ast.unparse(node.func) == "time.sleep"
-    )
+    line = call_in("build_report", "time.sleep", ROOT / "examples" / "testclient" / "app.py").lineno
     examples_run.stdout.fnmatch_lines(
         [
             "noblock: GET /report held the event loop for * ms "
@@ -112,12 +107,7 @@ def test_the_testclient_example_names_the_sleep_in_build_report(
 def test_the_trio_example_names_the_sleep_in_slow_lookup(
     examples_run: pytest.RunResult,
 ) -> None:
-    tree = ast.parse((ROOT / "examples" / "trio" / "app.py").read_text())
-    line = next(
-        node.lineno
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and ast.unparse(node.func) == "time.sleep"
-    )
+    line = call_in("slow_lookup", "time.sleep", ROOT / "examples" / "trio" / "app.py").lineno
     examples_run.stdout.fnmatch_lines(
         [
             "noblock: GET /slow-lookup held the event loop for * ms "

@@ -6,31 +6,10 @@ from __future__ import annotations
 # FastAPI and Starlette (a half-imported Starlette left over between runs breaks routing).
 import fastapi  # noqa: F401
 import pytest
-from conftest import Project
+from conftest import SLOW_AND_FAST_APP, SLOW_REPORT, Project
 
-APP = """
-import time
-from fastapi import FastAPI
-
-app = FastAPI()
-
-@app.get("/slow")
-async def slow():
-    time.sleep(0.2)
-    return {}
-
-@app.get("/fast")
-async def fast():
-    return {"ok": True}
-"""
-SLEEP_LINE = APP.lstrip("\n").splitlines().index("    time.sleep(0.2)") + 1
-
-BLOCKING_REPORT = [
-    f"noblock: GET /slow held the event loop for * ms at app.py:{SLEEP_LINE} (budget 50 ms)",
-    "  handler   app:slow",
-    f"  call      app.py:{SLEEP_LINE} in slow",
-    "                time.sleep(0.2)",
-]
+APP = SLOW_AND_FAST_APP
+BLOCKING_REPORT = SLOW_REPORT
 
 ANYIO_BACKEND = """
 @pytest.fixture
