@@ -279,6 +279,66 @@ def test_lifespan_startup_and_shutdown_are_notes(project: Project) -> None:
             result.stdout.fnmatch_lines(
                 [
                     f"test_app.py::test_{kind}: the app's lifespan held the event loop for * ms "
-                    f"at app.py:{lines[phase]} (budget 50 ms); not counted against the app*"
+                    f"at app.py:{lines[phase]} (budget 50 ms); not counted against the app "
+                    "(count it with @pytest.mark.noblock(count_lifespan=True))"
                 ]
             )
+
+
+def test_lifespan_holds_fail_with_count_lifespan(project: Project) -> None:
+    lines = hold_lines(LIFESPAN_APP)
+    project.app(LIFESPAN_APP)
+    project.tests(
+        """
+        import pytest
+        from starlette.testclient import TestClient
+        from app import app
+
+        @pytest.mark.noblock(count_lifespan=True)
+        async def test_async(noblock_client):
+            assert (await noblock_client.get("/fast")).status_code == 200
+
+        @pytest.mark.noblock(count_lifespan=True)
+        def test_sync():
+            with TestClient(app) as client:
+                assert client.get("/fast").status_code == 200
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(failed=2)
+    for kind in ("async", "sync"):
+        result.stdout.fnmatch_lines(
+            [
+                f"*_ test_{kind} _*",
+                "noblock: 2 holds of the event loop over the 50 ms budget; worst: the app's "
+                "lifespan held the event loop for * ms at app.py:* (budget 50 ms)",
+            ]
+        )
+    for phase in ("startup", "shutdown"):
+        result.stdout.fnmatch_lines([f"*call      app.py:{lines[phase]} in lifespan"])
+
+
+def test_ini_count_lifespan_fails_and_the_marker_opts_out(project: Project) -> None:
+    project.app(LIFESPAN_APP)
+    project.ini(asyncio_mode="auto", noblock_count_lifespan="true")
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_counted(noblock_client):
+            assert (await noblock_client.get("/fast")).status_code == 200
+
+        @pytest.mark.noblock(count_lifespan=False)
+        async def test_noted(noblock_client):
+            assert (await noblock_client.get("/fast")).status_code == 200
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(
+        ["FAILED test_app.py::test_counted - noblock: 2 holds of the event loop*"]
+    )
+    result.stdout.fnmatch_lines(
+        ["test_app.py::test_noted: the app's lifespan held the event loop for * ms *"]
+    )
