@@ -26,6 +26,7 @@ class Hold:
     wall_s: float
     waiting_s: float
     collecting_s: float
+    starting_threads_s: float
     cpu_bound: bool | None
     call_site: CallSite | None
     landed: FrameRecord | None
@@ -75,6 +76,7 @@ def _analyse(segment: Segment) -> Hold:
         wall_s=segment.wall_s,
         waiting_s=segment.waiting_s,
         collecting_s=segment.collecting_s,
+        starting_threads_s=segment.starting_threads_s,
         cpu_bound=cpu_bound,
         call_site=call_site,
         landed=landed,

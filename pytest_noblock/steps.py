@@ -5,6 +5,10 @@ runs, the loop serves nothing else. Timing those calls tells exactly how long th
 was held and by whom, which a probe's lateness cannot: fifty concurrent requests that
 each take 1 ms make a probe 50 ms late without any of them holding the loop.
 
+Time the loop thread lost to something other than the code it ran is taken out of a
+segment: waiting for a CPU (threadtime), garbage collection, and a new thread's wait for
+a CPU inside `Thread.start`.
+
 Two more boundaries split a step. `httpx.ASGITransport` runs a whole request inside the
 caller's step without ever yielding, so the start and end of each request (see
 `tracking`) cut the step too: back-to-back requests are measured one by one.
@@ -32,6 +36,7 @@ class Segment:
         "origin",
         "samples",
         "start",
+        "starting_threads_s",
         "usage_after",
         "usage_before",
     )
@@ -43,11 +48,13 @@ class Segment:
         origin: Origin | None,
         seen: Observation,
         collecting_s: float,
+        starting_threads_s: float = 0.0,
     ) -> None:
         self.start = start
         self.end = end
         self.origin = origin
         self.collecting_s = collecting_s
+        self.starting_threads_s = starting_threads_s
         self.samples = seen.samples
         self.usage_before = seen.usage_before
         self.usage_after: Usage | None = None
@@ -76,7 +83,8 @@ class Segment:
         A collection stops every thread wherever it happens to be; in a test process the
         heap is pytest's and the whole suite's, so the pause says nothing about the app.
         """
-        return max(self.wall_s - self.waiting_s - self.collecting_s, 0.0)
+        lost = self.waiting_s + self.collecting_s + self.starting_threads_s
+        return max(self.wall_s - lost, 0.0)
 
 
 class Sample:
@@ -99,9 +107,9 @@ class Observation:
         self.usage_before: Usage | None = None
 
 
-OpenSegment = tuple[int, float, "Origin | None", float]
-"""(number, start, origin, GC time so far): one tuple, so the watchdog never reads half
-an update."""
+OpenSegment = tuple[int, float, "Origin | None", float, float]
+"""(number, start, origin, GC time so far, thread-start waits so far): one tuple, so the
+watchdog never reads half an update."""
 
 
 class GarbageCollectorTime:
@@ -138,6 +146,15 @@ class GarbageCollectorTime:
             gc.callbacks.remove(self)
 
 
+def waited_for_cpu(native_id: int | None) -> float:
+    """How long a thread has sat runnable without a CPU since it was made (Linux)."""
+    try:
+        with open(f"/proc/self/task/{native_id}/schedstat", "rb") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class StepClock:
     """Splits one loop thread's time into segments and keeps the long ones.
 
@@ -152,6 +169,8 @@ class StepClock:
         self.gc = GarbageCollectorTime(thread_ident)
         self.keep_over_s = keep_over_s
         self.current: OpenSegment | None = None
+        # See `_timed_thread_start`.
+        self.thread_starts_s = 0.0
         self.observed: dict[int, Observation] = {}
         self.kept: list[Segment] = []
         self.dropped = 0
@@ -161,7 +180,7 @@ class StepClock:
         if self.current is not None:
             self.close()
         self.steps += 1
-        self.current = (self.steps, _now(), origin, self.gc.total_s)
+        self.current = (self.steps, _now(), origin, self.gc.total_s, self.thread_starts_s)
 
     def close(self, _now: Callable[[], float] = time.perf_counter) -> None:
         current = self.current
@@ -173,9 +192,16 @@ class StepClock:
             self._keep(current, end)
 
     def _keep(self, current: OpenSegment, end: float) -> None:
-        number, start, origin, collected_before = current
+        number, start, origin, collected_before, starting_before = current
         seen = self.observed.pop(number, None) or Observation()
-        segment = Segment(start, end, origin, seen, self.gc.total_s - collected_before)
+        segment = Segment(
+            start,
+            end,
+            origin,
+            seen,
+            self.gc.total_s - collected_before,
+            self.thread_starts_s - starting_before,
+        )
         if segment.usage_before is None:
             segment.usage_before = self.usage.nearest(start)
         segment.usage_after = self.usage.read()
@@ -202,7 +228,7 @@ class StepClock:
         if at - current[1] >= self.keep_over_s:
             self._keep(current, at)
         self.steps += 1
-        self.current = (self.steps, at, origin, self.gc.total_s)
+        self.current = (self.steps, at, origin, self.gc.total_s, self.thread_starts_s)
 
 
 clocks: dict[int, StepClock] = {}
@@ -230,19 +256,56 @@ def _restored_run(handle: asyncio.Handle) -> None:
     asyncio.Handle._run(handle)
 
 
+_original_start: Callable[[threading.Thread], None] | None = None
+
+
+def _timed_thread_start(
+    thread: threading.Thread,
+    _get_ident: Callable[[], int] = threading.get_ident,
+    _now: Callable[[], float] = time.perf_counter,
+) -> None:
+    """`Thread.start`, with the new thread's wait for a CPU taken out of the loop's time.
+
+    `start` returns once the new thread runs (anyio's workers and asyncio's child watcher
+    start threads from the loop). On a loaded machine the new thread can sit runnable for
+    tens of milliseconds first; the loop thread sleeps meanwhile, so that is not in its own
+    CPU wait, and it is not the app's doing. Only the new thread's CPU wait is taken out:
+    a new thread kept waiting by the GIL still counts.
+    """
+    original = _original_start or threading.Thread.start
+    clock = clocks.get(_get_ident())
+    if clock is None:
+        return original(thread)
+    started = _now()
+    try:
+        return original(thread)
+    finally:
+        elapsed = _now() - started
+        if elapsed >= 0.001:  # a quick start is not worth a file read
+            clock.thread_starts_s += min(elapsed, waited_for_cpu(thread.native_id))
+
+
 def install() -> None:
     """Route asyncio's callbacks through the clock; a no-op for unwatched threads."""
-    global _original_run
+    global _original_run, _original_start
     if _original_run is None:
         _original_run = asyncio.Handle._run
         asyncio.Handle._run = _timed_run  # type: ignore[method-assign, assignment]
+    if _original_start is None:
+        _original_start = threading.Thread.start
+        threading.Thread.start = _timed_thread_start  # type: ignore[method-assign, assignment]
 
 
 def uninstall() -> None:
-    global _original_run
-    if _original_run is not None and not clocks:
+    global _original_run, _original_start
+    if clocks:
+        return
+    if _original_run is not None:
         asyncio.Handle._run = _original_run  # type: ignore[method-assign, assignment]
         _original_run = None
+    if _original_start is not None:
+        threading.Thread.start = _original_start  # type: ignore[method-assign, assignment]
+        _original_start = None
 
 
 def attach(clock: StepClock, origin: Origin | None) -> None:

@@ -148,7 +148,7 @@ class Watchdog:
         current = self._clock.current
         if current is None or at - current[1] < self._sample_after_s:
             return
-        number, start, _, _ = current
+        number, start = current[0], current[1]
         seen = self._clock.observe(number)
         if seen.usage_before is None:
             seen.usage_before = self._usage.nearest(start)

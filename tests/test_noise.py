@@ -7,6 +7,7 @@ neither hang the run nor blind the watch. `faulthandler_timeout` keeps printing 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -130,6 +131,74 @@ def test_a_real_hold_is_still_caught_under_load(project: Project) -> None:
         ]
     )
     result.stdout.no_fnmatch_line("*GET /ping*")
+
+
+# The handler starts threads that the machine keeps off a CPU: they inherit the loop
+# thread's pinning to one CPU and, for the length of `start()`, its idle-only scheduling
+# class, while another process keeps that CPU busy 250 ms at a time. Each `start()` waits
+# for a gap in the burn; the loop thread is asleep meanwhile, so none of it is its own
+# wait for a CPU.
+STARVED_THREADS_APP = """
+import os
+import threading
+import time
+
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/threads")
+async def threads():
+    os.sched_setaffinity(0, {int(os.environ["STARVED_CPU"])})
+    for _ in range(4):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        try:
+            worker = threading.Thread(target=time.sleep, args=(0.001,))
+            worker.start()
+        finally:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    return {"started": 4}
+"""
+
+BURN_IN_BURSTS = """
+import os, sys, time
+os.sched_setaffinity(0, {int(sys.argv[1])})
+while True:
+    start = time.perf_counter()
+    while time.perf_counter() - start < 0.25:
+        pass
+    time.sleep(0.005)
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "SCHED_IDLE") or not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="needs Linux scheduling classes, and root to leave SCHED_IDLE again",
+)
+def test_a_new_thread_waiting_for_a_cpu_is_not_a_hold(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cpu = min(os.sched_getaffinity(0))
+    monkeypatch.setenv("STARVED_CPU", str(cpu))
+    project.app(STARVED_THREADS_APP)
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock(budget_ms=20)
+        async def test_threads(noblock_client):
+            assert (await noblock_client.get("/threads")).json() == {"started": 4}
+        """
+    )
+    burner = subprocess.Popen([sys.executable, "-c", BURN_IN_BURSTS, str(cpu)])
+    try:
+        result = project.run_subprocess()
+    finally:
+        burner.kill()
+        burner.wait()
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line(BLAMED_ON_A_REQUEST)
 
 
 def run_with_timeout(project: Project) -> pytest.RunResult:
