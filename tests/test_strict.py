@@ -22,7 +22,7 @@ import pytest
 import requests  # noqa: F401
 from conftest import APP_CONFTEST, Project
 
-from pytest_noblock import strict
+from pytest_noblock import strict_wrappers
 
 SOURCE_INDENT = " " * 16
 
@@ -606,7 +606,7 @@ def test_patches_are_restored_after_errors_and_failures(project: Project) -> Non
     result = project.run()
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["*noblock: the event loop was held*"])
-    assert not strict.active()
+    assert not strict_wrappers.active()
     assert type(time.sleep).__name__ == "builtin_function_or_method"
     assert "connect" not in vars(socket.socket)
     assert type(builtins.open).__name__ == "builtin_function_or_method"
