@@ -147,6 +147,10 @@ class Recorder:
             return finding
         functions = frozenset(f"{record.module}:{record.function}" for record in stack)
         finding = Finding(callee, origin, stack, site_index, functions)
+        if site_index < len(stack) - 1:
+            # A library made the call (its own `from time import sleep`): that line is
+            # where it landed, unless a socket call deeper down says where it waited.
+            finding.landed = (stack[-1], callee)
         self.findings[key] = finding
         return finding
 
@@ -162,8 +166,11 @@ def _is_noise(record: FrameRecord) -> bool:
     return is_noise_module(module)
 
 
+_NOISE_PACKAGES = frozenset(NOISE_MODULES)  # top-level names: one look-up per module
+
+
 def is_noise_module(name: str) -> bool:
-    return any(name == prefix or name.startswith(prefix + ".") for prefix in NOISE_MODULES)
+    return name.partition(".")[0] in _NOISE_PACKAGES
 
 
 def capture_one(frame: FrameType) -> FrameRecord:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from types import ModuleType
 from typing import Any
 
 from .origins import Request, current_origin
 from .stacks import is_library_file
-from .strict import Recorder
+from .strict import Recorder, is_noise_module
 from .strict_standins import sqlite_types, swap_in
 from .strict_wrappers import (
     Blocks,
@@ -68,6 +68,23 @@ _SOCKET_METHODS = (
     "recvfrom_into",
     "recvmsg",
 )
+_SSL_METHODS = (
+    "connect",
+    "connect_ex",
+    "accept",
+    "do_handshake",
+    "unwrap",
+    "send",
+    "sendall",
+    "sendto",
+    "sendfile",
+    "write",
+    "recv",
+    "recv_into",
+    "recvfrom",
+    "recvfrom_into",
+    "read",
+)
 _OS_CALLS = (
     "stat",
     "lstat",
@@ -96,6 +113,8 @@ _TARGETS: tuple[tuple[str, str | None, tuple[str, ...], Blocks], ...] = (
     ("socket", None, ("getaddrinfo", "gethostbyname", "gethostbyname_ex"), always),
     ("socket", None, ("create_connection",), always),
     ("socket", "socket", _SOCKET_METHODS, _blocking_socket),
+    # SSLSocket's own methods (each calls into the C SSL object, not socket.socket's).
+    ("ssl", "SSLSocket", _SSL_METHODS, _blocking_socket),
     ("builtins", None, ("open", "input"), always),
     ("io", None, ("open",), always),
     ("os", None, _OS_CALLS, always),
@@ -105,7 +124,8 @@ _TARGETS: tuple[tuple[str, str | None, tuple[str, ...], Blocks], ...] = (
     ("sqlite3", None, ("connect",), always),
     ("threading", "Event", ("wait",), _blocking_wait),
     ("threading", "Condition", ("wait", "wait_for"), _blocking_wait),
-    ("threading", "Semaphore", ("acquire",), _blocking_get),
+    # `with semaphore:` calls the same function, bound to `__enter__` when the class was made.
+    ("threading", "Semaphore", ("acquire", "__enter__"), _blocking_get),
     ("threading", "Barrier", ("wait",), always),
     ("threading", "Thread", ("join",), _blocking_wait),
     ("queue", "Queue", ("get",), _blocking_get),
@@ -148,23 +168,74 @@ def install(recorder: Recorder) -> None:
 
 
 def _patch_aliases(wrappers: dict[int, tuple[object, object]]) -> None:
-    """`from time import sleep` in the app's own modules: point the alias at the wrapper."""
-    for module in list(sys.modules.values()):
-        filename = getattr(module, "__file__", None)
-        if not isinstance(filename, str) or is_library_file(filename):
+    """`from time import sleep`, in the app's modules and in libraries: point it at the wrapper.
+
+    The app's modules are looked at in full each time, stand-ins included; a library's
+    aliases are looked for once, when it is first seen (see `_library_aliases`).
+    """
+    app_modules = []
+    for name, module in list(sys.modules.items()):
+        cached = _library_aliases.get(name)
+        if cached is not None and cached[0] is module:
+            aliases = cached[1]
+        elif not isinstance(module, ModuleType):
             continue
-        if filename.startswith(_HERE + os.sep):
-            continue
+        elif _is_app_module(module):
+            app_modules.append(module)
+            aliases = tuple(_bound(vars(module), wrappers))
+        else:
+            aliases = _library_aliases_in(name, module, wrappers)
+            _library_aliases[name] = (module, aliases)
         namespace = vars(module)
-        for name, value in list(namespace.items()):
+        for alias in aliases:
+            value = namespace.get(alias)
             entry = wrappers.get(id(value))
             if entry is not None and entry[0] is value:
-                set_item(namespace, name, value, entry[1])
-        swap_in(namespace)
+                set_item(namespace, alias, value, entry[1])
+    swap_in(app_modules)
+
+
+def _is_app_module(module: ModuleType) -> bool:
+    filename = getattr(module, "__file__", None)
+    return (
+        isinstance(filename, str)
+        and not is_library_file(filename)
+        and not filename.startswith(_HERE + os.sep)
+    )
+
+
+# A library's names bound to a known blocking function, found when the library was first
+# seen: its globals do not change after import, and looking through every loaded module
+# (800 with FastAPI, httpx and pytest) on each strict test would cost milliseconds.
+_library_aliases: dict[str, tuple[ModuleType, tuple[str, ...]]] = {}
+
+
+def _library_aliases_in(
+    name: str, module: ModuleType, wrappers: dict[int, tuple[object, object]]
+) -> tuple[str, ...]:
+    """Not looked at: the plugin itself, the noise modules (their calls are never findings),
+    and modules not written in Python (`posix`, `_socket`: the functions' own homes)."""
+    filename = getattr(module, "__file__", None)
+    if not isinstance(filename, str) or not filename.endswith(".py") or is_noise_module(name):
+        return ()
+    if filename.startswith(_HERE + os.sep):
+        return ()
+    namespace = vars(module)
+    # At C speed first: almost no library binds one.
+    if not any(map(wrappers.__contains__, map(id, namespace.values()))):
+        return ()
+    return tuple(_bound(namespace, wrappers))
+
+
+def _bound(namespace: dict[str, Any], wrappers: dict[int, tuple[object, object]]) -> Iterator[str]:
+    for name, value in namespace.items():
+        entry = wrappers.get(id(value))
+        if entry is not None and entry[0] is value:
+            yield name
 
 
 def _sqlite_connect(sqlite3: ModuleType, wrapper: Callable[..., Any]) -> Callable[..., Any]:
-    connection_type, _ = sqlite_types(sqlite3)
+    connection_type, _, _ = sqlite_types(sqlite3)
 
     @functools.wraps(wrapper)
     def connect(*args: Any, **kwargs: Any) -> Any:
