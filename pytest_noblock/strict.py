@@ -29,6 +29,7 @@ _CUT_FILES = (os.path.join(_HERE, "tracking.py"), os.path.join(_HERE, "steps.py"
 # Frames of these modules make calls the user cannot act on: the import system reads
 # files, traceback formatting reads sources, FastAPI inspects an endpoint's source the
 # first time it is called, logging writes to its streams, and the tools themselves.
+# Top-level package names: a module is noise when its package is one of them.
 NOISE_MODULES = (
     "importlib",
     "zipimport",

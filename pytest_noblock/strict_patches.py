@@ -1,7 +1,8 @@
 """What strict mode wraps while a test body runs: the table of known blocking functions.
 
 Each is wrapped where it lives (`time.sleep` in `time`, `Session.request` on its class),
-and where the app bound an alias to it before the test (`from time import sleep`).
+and where the app or a library bound an alias to it before the test (`from time import
+sleep`); the objects the app made before the test get stand-ins (`strict_standins`).
 Everything is put back when the test body ends (`strict_wrappers.uninstall`).
 """
 
@@ -143,7 +144,7 @@ _LABELS = {
 
 
 def install(recorder: Recorder) -> None:
-    """Wrap the known blocking calls, then the app's aliases of them. On the loop thread."""
+    """Wrap the known blocking calls, their aliases, the app's objects. On the loop thread."""
     uninstall()
     wrappers: dict[int, tuple[object, object]] = {}
     for module_name, class_name, names, blocks in _TARGETS:
@@ -213,8 +214,11 @@ _library_aliases: dict[str, tuple[ModuleType, tuple[str, ...]]] = {}
 def _library_aliases_in(
     name: str, module: ModuleType, wrappers: dict[int, tuple[object, object]]
 ) -> tuple[str, ...]:
-    """Not looked at: the plugin itself, the noise modules (their calls are never findings),
-    and modules not written in Python (`posix`, `_socket`: the functions' own homes)."""
+    """The names in a library's globals bound to a known blocking function.
+
+    Not looked at: the plugin itself, the noise modules (their calls are never findings),
+    and modules not written in Python (`posix`, `_socket`: the functions' own homes).
+    """
     filename = getattr(module, "__file__", None)
     if not isinstance(filename, str) or not filename.endswith(".py") or is_noise_module(name):
         return ()
