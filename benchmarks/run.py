@@ -36,7 +36,7 @@ if str(BENCH_DIR) not in sys.path:
 
 from corpus import Case, load_cases, work  # noqa: E402
 from harness import overhead, project, report, strict_group, tools  # noqa: E402
-from harness.scoring import Benchmark, ToolScore, durations, read_probes  # noqa: E402
+from harness.scoring import Benchmark, ToolScore, read_probes  # noqa: E402
 
 RESULTS = BENCH_DIR / "RESULTS.md"
 
@@ -268,7 +268,7 @@ def to_json(bench: Benchmark) -> dict[str, object]:
         "tools": per_tool,
         "durations": [
             {**dataclasses.asdict(item), "ok": item.ok, "reliable": item.reliable}
-            for item in durations(bench.ours, bench.blocking, bench.probes)
+            for item in bench.durations()
         ],
         "overhead": (
             {

@@ -120,6 +120,7 @@ def make_record(
         "outcome": None,
         "budget_ms": settings.budget_ms,
         "count_test_code": settings.count_test_code,
+        "count_lifespan": settings.count_lifespan,
         "steps": steps,
         "holds": list(holds),
         "strict_findings": list(strict_findings),

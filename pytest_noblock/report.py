@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from .hints import DEF_ENDPOINT, Hint
 from .holds import Hold
+from .origins import LIFESPAN
 from .stacks import CallSite, FrameRecord, display_path
 
 SHOWN_HOLDS = 3
@@ -135,7 +136,8 @@ def failure_text(holds: Sequence[Hold], budget_s: float, rootdir: str, verbosity
 
 def note_for(hold: Hold, budget_s: float, rootdir: str) -> str:
     """A hold that is not the app's fault: told, not failed."""
+    option = "count_lifespan" if hold.origin is LIFESPAN else "count_test_code"
     return (
         f"{headline(hold, budget_s, rootdir)}; not counted against the app "
-        "(count it with @pytest.mark.noblock(count_test_code=True))"
+        f"(count it with @pytest.mark.noblock({option}=True))"
     )

@@ -245,6 +245,7 @@ class Gate:
             "settings": {
                 "budget_ms": self.defaults.budget_ms,
                 "count_test_code": self.defaults.count_test_code,
+                "count_lifespan": self.defaults.count_lifespan,
                 "noblock_all": self.watch_all,
                 "baseline": self.baseline_shown,
                 "argv": [str(arg) for arg in self.config.invocation_params.args],

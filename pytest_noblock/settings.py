@@ -12,21 +12,32 @@ from . import strict
 DEFAULT_BUDGET_MS = 50.0
 MARKER = "noblock"
 MARKER_HELP = (
-    "noblock(budget_ms=None, *, count_test_code=False, max_thread_wait_ms=None, strict=False, "
-    "allow=[]): fail the test when code serving a request holds the event loop longer than "
-    "budget_ms (default: ini noblock_budget_ms, 50), or when a call waited longer than "
+    "noblock(budget_ms=None, *, count_test_code=False, count_lifespan=False, "
+    "max_thread_wait_ms=None, strict=False, allow=[]): fail the test when code serving a "
+    "request holds the event loop longer than budget_ms (default: ini noblock_budget_ms, 50); "
+    "count_test_code/count_lifespan: also when the test's own code or the app's lifespan does; "
+    "or when a call waited longer than "
     "max_thread_wait_ms for a worker thread (default: ini noblock_max_thread_wait_ms; unset: "
     "only a note). strict=True: also fail on known blocking calls however fast; allow=[...]: "
     "callees or module:function names strict mode lets through. noblock(False) leaves the "
     "test unwatched under --noblock-all."
 )
-_MARKER_KEYWORDS = ("budget_ms", "count_test_code", "max_thread_wait_ms", "strict", "allow")
+_MARKER_KEYWORDS = (
+    "budget_ms",
+    "count_test_code",
+    "count_lifespan",
+    "max_thread_wait_ms",
+    "strict",
+    "allow",
+)
 
 
 @dataclass(frozen=True)
 class Settings:
     budget_ms: float
     count_test_code: bool
+    # The lifespan's holds are notes by default: a test cannot help them.
+    count_lifespan: bool = False
     max_thread_wait_ms: float | None = None
     # Strict mode (strict.py): the marker's and the ini's allowlists are kept apart
     # because a marker entry is stale per test, an ini entry per session.
@@ -65,6 +76,12 @@ def add_options(parser: pytest.Parser) -> None:
         default=False,
     )
     parser.addini(
+        "noblock_count_lifespan",
+        help="also fail when the app's lifespan holds the loop (default: a note).",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
         "noblock_max_thread_wait_ms",
         help="fail when a call waited longer than this for a worker thread (default: a note).",
         default="",
@@ -98,6 +115,7 @@ def default_settings(config: pytest.Config) -> Settings:
     return Settings(
         budget_ms=budget,
         count_test_code=bool(config.getini("noblock_count_test_code")),
+        count_lifespan=bool(config.getini("noblock_count_lifespan")),
         max_thread_wait_ms=max_wait,
         strict=bool(config.getini("noblock_strict")),
         ini_allow=strict.parse_allow(config.getini("noblock_allow"), "ini option noblock_allow"),
@@ -133,27 +151,30 @@ def settings_for(
     raw = marker.args[0] if marker.args else marker.kwargs.get("budget_ms")
     if raw is not None:
         budget = parse_budget(raw, f"{where}(budget_ms=...)")
-    count_test_code = marker.kwargs.get("count_test_code", defaults.count_test_code)
-    if not isinstance(count_test_code, bool):
-        raise pytest.UsageError(
-            f"noblock: {where}(count_test_code=...) must be True or False, got {count_test_code!r}"
-        )
+    count_test_code = _flag(marker, "count_test_code", defaults.count_test_code, where)
+    count_lifespan = _flag(marker, "count_lifespan", defaults.count_lifespan, where)
     max_wait = defaults.max_thread_wait_ms
     if marker.kwargs.get("max_thread_wait_ms") is not None:
         max_wait = parse_budget(
             marker.kwargs["max_thread_wait_ms"], f"{where}(max_thread_wait_ms=...)"
         )
-    strict_mode = marker.kwargs.get("strict", defaults.strict)
-    if not isinstance(strict_mode, bool):
-        raise pytest.UsageError(
-            f"noblock: {where}(strict=...) must be True or False, got {strict_mode!r}"
-        )
+    strict_mode = _flag(marker, "strict", defaults.strict, where)
     allow = strict.parse_allow(marker.kwargs.get("allow", []), f"{where}(allow=...)")
     return Settings(
         budget_ms=budget,
         count_test_code=count_test_code,
+        count_lifespan=count_lifespan,
         max_thread_wait_ms=max_wait,
         strict=strict_mode,
         allow=allow,
         ini_allow=defaults.ini_allow,
     )
+
+
+def _flag(marker: pytest.Mark, name: str, default: bool, where: str) -> bool:
+    value = marker.kwargs.get(name, default)
+    if not isinstance(value, bool):
+        raise pytest.UsageError(
+            f"noblock: {where}({name}=...) must be True or False, got {value!r}"
+        )
+    return value

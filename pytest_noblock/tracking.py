@@ -4,11 +4,17 @@ Every `httpx.ASGITransport` is covered, the one behind `noblock_client` and any 
 builds itself: for the length of the watched test body, the transport hands each request
 to the app through a thin wrapper that names the request and cuts the step clock's
 segment at its edges. The wrapper passes scope, receive and send through untouched.
+
+httpx-ws's `ASGIWebSocketTransport` overrides `handle_async_request` and runs each WebSocket
+session's app in a task of its own, from a stream object it makes per session: that
+stream's app is wrapped the same way when the session starts, so the session's loop time
+is its request's (`WEBSOCKET /path`). Plain HTTP through that transport takes the path above.
 """
 
 from __future__ import annotations
 
 import copy
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any
@@ -78,16 +84,41 @@ def _tracked_handle(
     return _original_handle(entry[1], request)  # type: ignore[misc]
 
 
+# httpx-ws's per-session stream class and its own `_run`, while patched.
+_session_stream: type | None = None
+_original_session_run: Callable[[Any], Coroutine[Any, Any, None]] | None = None
+
+
+def _tracked_session_run(stream: Any) -> Coroutine[Any, Any, None]:
+    # `_run` is the session's task: it calls `stream.app` once. The stream is httpx-ws's
+    # own object for this one session, never the user's transport, so it may be changed.
+    # Called when the task is created, which is inside the test body, so this never runs
+    # after `uninstall`; a session that outlives the test only keeps its harmless wrapper.
+    if not isinstance(stream.app, TrackedApp):
+        stream.app = TrackedApp(stream.app)
+    return _original_session_run(stream)  # type: ignore[misc]
+
+
 def install() -> None:
-    global _original_handle
+    global _original_handle, _session_stream, _original_session_run
     if _original_handle is None:
         _original_handle = httpx.ASGITransport.handle_async_request
         httpx.ASGITransport.handle_async_request = _tracked_handle  # type: ignore[method-assign]
+        # Only when the test's code has imported it: never import httpx-ws for the user.
+        stream = getattr(
+            sys.modules.get("httpx_ws.transport"), "ASGIWebSocketAsyncNetworkStream", None
+        )
+        if isinstance(stream, type) and callable(vars(stream).get("_run")):
+            _session_stream, _original_session_run = stream, vars(stream)["_run"]
+            stream._run = _tracked_session_run  # type: ignore[attr-defined]
 
 
 def uninstall() -> None:
-    global _original_handle
+    global _original_handle, _session_stream, _original_session_run
     if _original_handle is not None:
         httpx.ASGITransport.handle_async_request = _original_handle  # type: ignore[method-assign]
         _original_handle = None
         _twins.clear()
+    if _session_stream is not None:
+        _session_stream._run = _original_session_run  # type: ignore[attr-defined]
+        _session_stream = _original_session_run = None

@@ -12,7 +12,7 @@ from typing import Any
 from . import steps, trio_steps
 from .client import LifespanTransport
 from .holds import Hold, find_holds
-from .origins import TEST_CODE, current_origin
+from .origins import LIFESPAN, TEST_CODE, current_origin
 from .settings import Settings
 from .steps import StepClock
 from .threadtime import ThreadUsage
@@ -79,11 +79,18 @@ class LoopWatch:
         holds = find_holds(clock.kept, self.settings.budget_s)
         findings = Findings(steps=clock.steps, dropped=clock.dropped)
         for hold in holds:
-            if hold.blamed_on_app or self.settings.count_test_code:
+            if self._counts(hold):
                 findings.failing.append(hold)
             else:
                 findings.noted.append(hold)
         return findings
+
+    def _counts(self, hold: Hold) -> bool:
+        if hold.blamed_on_app:
+            return True
+        if hold.origin is LIFESPAN:
+            return self.settings.count_lifespan
+        return self.settings.count_test_code
 
 
 TestFunction = Callable[..., Awaitable[Any]]

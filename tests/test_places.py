@@ -279,6 +279,195 @@ def test_lifespan_startup_and_shutdown_are_notes(project: Project) -> None:
             result.stdout.fnmatch_lines(
                 [
                     f"test_app.py::test_{kind}: the app's lifespan held the event loop for * ms "
-                    f"at app.py:{lines[phase]} (budget 50 ms); not counted against the app*"
+                    f"at app.py:{lines[phase]} (budget 50 ms); not counted against the app "
+                    "(count it with @pytest.mark.noblock(count_lifespan=True))"
                 ]
             )
+
+
+def test_lifespan_holds_fail_with_count_lifespan(project: Project) -> None:
+    lines = hold_lines(LIFESPAN_APP)
+    project.app(LIFESPAN_APP)
+    project.tests(
+        """
+        import pytest
+        from starlette.testclient import TestClient
+        from app import app
+
+        @pytest.mark.noblock(count_lifespan=True)
+        async def test_async(noblock_client):
+            assert (await noblock_client.get("/fast")).status_code == 200
+
+        @pytest.mark.noblock(count_lifespan=True)
+        def test_sync():
+            with TestClient(app) as client:
+                assert client.get("/fast").status_code == 200
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(failed=2)
+    for kind in ("async", "sync"):
+        result.stdout.fnmatch_lines(
+            [
+                f"*_ test_{kind} _*",
+                "noblock: 2 holds of the event loop over the 50 ms budget; worst: the app's "
+                "lifespan held the event loop for * ms at app.py:* (budget 50 ms)",
+            ]
+        )
+    for phase in ("startup", "shutdown"):
+        result.stdout.fnmatch_lines([f"*call      app.py:{lines[phase]} in lifespan"])
+
+
+def test_ini_count_lifespan_fails_and_the_marker_opts_out(project: Project) -> None:
+    project.app(LIFESPAN_APP)
+    project.ini(asyncio_mode="auto", noblock_count_lifespan="true")
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_counted(noblock_client):
+            assert (await noblock_client.get("/fast")).status_code == 200
+
+        @pytest.mark.noblock(count_lifespan=False)
+        async def test_noted(noblock_client):
+            assert (await noblock_client.get("/fast")).status_code == 200
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(
+        ["FAILED test_app.py::test_counted - noblock: 2 holds of the event loop*"]
+    )
+    result.stdout.fnmatch_lines(
+        ["test_app.py::test_noted: the app's lifespan held the event loop for * ms *"]
+    )
+
+
+WEBSOCKET_APP = """
+import time
+from fastapi import FastAPI, WebSocket
+
+app = FastAPI()
+
+
+@app.websocket("/ws")
+async def echo(websocket: WebSocket):
+    await websocket.accept()
+    text = await websocket.receive_text()
+    if text == "hold":
+        time.sleep(0.2)  # hold:websocket
+    await websocket.send_text(text)
+    await websocket.close()
+
+
+@app.get("/fast")
+async def fast():
+    return {}
+
+
+@app.get("/slow")
+async def slow():
+    time.sleep(0.2)  # hold:slow
+    return {}
+"""
+
+
+def test_websocket_through_httpx_ws_then_timing_tests_in_the_same_run(
+    project: Project,
+) -> None:
+    # httpx-ws runs the app in a task of its own, outside `handle_async_request`. The
+    # websocket tests come first on one shared loop; the tests after them must see every
+    # patch undone, no task or thread left over, and timing judged as if they ran alone.
+    lines = hold_lines(WEBSOCKET_APP)
+    project.app(WEBSOCKET_APP)
+    project.tests(
+        """
+        import asyncio
+        import threading
+
+        import httpx
+        import pytest
+        from httpx_ws import aconnect_ws
+        from httpx_ws.transport import ASGIWebSocketAsyncNetworkStream, ASGIWebSocketTransport
+        from app import app
+
+        pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+        def patchable():
+            return [
+                httpx.ASGITransport.handle_async_request,
+                ASGIWebSocketTransport.handle_async_request,
+                ASGIWebSocketAsyncNetworkStream.__init__,
+                ASGIWebSocketAsyncNetworkStream._run,
+            ]
+
+
+        BEFORE = patchable()
+        THREADS = set(threading.enumerate())
+
+
+        async def echo(text):
+            transport = ASGIWebSocketTransport(app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+                async with aconnect_ws("/ws", client) as ws:
+                    await ws.send_text(text)
+                    assert await ws.receive_text() == text
+                # Plain HTTP through the same transport is still a request of its own.
+                assert (await client.get("/fast")).status_code == 200
+
+
+        @pytest.mark.noblock
+        async def test_ws_blocking():
+            await echo("hold")
+
+
+        @pytest.mark.noblock
+        async def test_ws_clean():
+            await echo("hi")
+
+
+        @pytest.mark.noblock
+        async def test_clean_after_ws(noblock_client):
+            for _ in range(50):
+                assert (await noblock_client.get("/fast")).status_code == 200
+
+
+        @pytest.mark.noblock
+        async def test_hold_after_ws(noblock_client):
+            assert (await noblock_client.get("/slow")).status_code == 200
+
+
+        async def test_nothing_left_after_ws():
+            assert patchable() == BEFORE
+            assert asyncio.all_tasks() == {asyncio.current_task()}
+            assert set(threading.enumerate()) <= THREADS
+        """
+    )
+    result = project.run("-p", "no:randomly")
+    result.assert_outcomes(passed=3, failed=2)
+    line = lines["websocket"]
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_ws_blocking _*",
+            f"noblock: WEBSOCKET /ws held the event loop for * ms at app.py:{line} (budget 50 ms)",
+            "  handler   app:echo",
+            f"  call      app.py:{line} in echo",
+            "                time.sleep(0.2)  # hold:websocket",
+            "*",
+            "  why       `time.sleep` stops the whole loop",
+            "*_ test_hold_after_ws _*",
+            f"noblock: GET /slow held the event loop for * ms at app.py:{lines['slow']} "
+            "(budget 50 ms)",
+            "  handler   app:slow",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "FAILED test_app.py::test_ws_blocking - *",
+            "FAILED test_app.py::test_hold_after_ws - *",
+        ]
+    )
+    # Neither "the test's own code" nor "code outside the test": every hold had its request.
+    result.stdout.no_fnmatch_line("*not counted against the app*")

@@ -8,6 +8,7 @@ tools themselves are set up in each generated project's conftest.py, as their us
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import statistics
@@ -79,21 +80,60 @@ def time_probe(probe: Callable[[], object]) -> tuple[float, float]:
     return wall * 1000, waiting * 1000
 
 
+class StepReferee:
+    """Times every asyncio loop step of a test: the loop's true hold, in place.
+
+    A probe runs the blocking call alone, off the loop; the same call can cost more inside
+    the request (a C encoder on a heap the app has churned). The loop is held for the
+    whole step that made the call, so the longest step of the case's test, timed around
+    asyncio's `Handle._run` with its CPU waits taken out like the probe's, is the
+    reference. Kept independent of the plugin: plain `perf_counter` and schedstat.
+    """
+
+    def __init__(self) -> None:
+        self.longest_ms = 0.0
+        self._original: Any = None
+
+    def __enter__(self) -> StepReferee:
+        original = self._original = asyncio.Handle._run
+        referee = self
+
+        def timed_run(handle: asyncio.Handle) -> None:
+            before = _thread_schedstat()
+            started = time.perf_counter()
+            try:
+                original(handle)
+            finally:
+                wall = time.perf_counter() - started
+                after = _thread_schedstat()
+                waiting = max(after[1] - before[1], 0.0) if before and after else 0.0
+                referee.longest_ms = max(referee.longest_ms, (wall - waiting) * 1000)
+
+        asyncio.Handle._run = timed_run  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.Handle._run = self._original  # type: ignore[method-assign]
+
+
 @pytest.fixture(autouse=True)
 def bench_true_hold(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Time a blocking case's blocking call alone, off any loop, right after its test.
+    """Time a blocking case's true hold: in place during its test, and its call alone after.
 
-    It runs once before the test too, untimed, so that neither the app's call nor the timed
-    ones pay a first-call cost (imports, caches) the others do not. The true hold is the
-    wall time less the time the thread sat runnable without a CPU (the machine's fault,
-    not the call's), read from the kernel's per-thread counters.
+    The call alone runs once before the test too, untimed, so that neither the app's call
+    nor the timed ones pay a first-call cost (imports, caches) the others do not. Alone,
+    the true hold is the wall time less the time the thread sat runnable without a CPU
+    (the machine's fault, not the call's), read from the kernel's per-thread counters.
     """
     case = _case_to_probe(request)
-    if case is not None and case.probe is not None:
-        case.probe()  # warm: the app's call and the timed ones below are all warm calls
-    yield
     try:
-        _probe(request)
+        if case is None or case.probe is None:
+            yield
+            return
+        case.probe()  # warm: the app's call and the timed ones below are all warm calls
+        with StepReferee() as referee:
+            yield
+        _probe(request, case, referee.longest_ms)
     finally:
         work.clear_scratch_files()
 
@@ -105,22 +145,19 @@ def _case_to_probe(request: pytest.FixtureRequest) -> Case | None:
     return load_cases([name])[0]
 
 
-def _probe(request: pytest.FixtureRequest) -> None:
-    path = request.config.getoption("bench_probes")
-    case = _case_to_probe(request)
-    if case is None or case.probe is None:
-        return
-    name = case.name
+def _probe(request: pytest.FixtureRequest, case: Case, in_place_ms: float) -> None:
+    assert case.probe is not None
     runs = [time_probe(case.probe) for _ in range(PROBE_RUNS)]
     held = [wall - waiting for wall, waiting in runs]
     _append(
-        path,
+        request.config.getoption("bench_probes"),
         {
-            "case": name,
+            "case": case.name,
             "wall_ms": [wall for wall, _ in runs],
             "held_ms": held,
             "true_ms": statistics.median(held),
             "true_wall_ms": statistics.median(wall for wall, _ in runs),
+            "in_place_ms": in_place_ms,
         },
     )
 
