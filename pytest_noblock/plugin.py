@@ -11,7 +11,7 @@ import httpx
 import pytest
 from _pytest._code.code import ReprFileLocation
 
-from . import steps, strict, threadpool, tracking
+from . import steps, strict, strict_patches, strict_report, strict_wrappers, threadpool, tracking
 from .client import (
     HOW_TO_SET_THE_APP,
     AppError,
@@ -150,7 +150,7 @@ def _run_async_test(
     recorder = None
     if settings is not None and settings.strict:
         recorder = strict.Recorder((*settings.allow, *settings.ini_allow))
-        item.obj = strict.wrap_test(item.obj, recorder)
+        item.obj = strict_patches.wrap_test(item.obj, recorder)
     if watch is not None:
         # An unmarked test using noblock_client is here only for its lifespan: it pays
         # for no patch.
@@ -200,7 +200,7 @@ def _finish(
         watch.stop()
     steps.uninstall()
     tracking.uninstall()
-    strict.uninstall()
+    strict_wrappers.uninstall()
     threadpool.uninstall()
     return threadpool.take()
 
@@ -227,7 +227,7 @@ def _record(
     if failing:
         texts.append(failure_text(failing, settings.budget_s, rootdir, verbosity))
     if known_calls:
-        texts.append(strict.failure_text(known_calls, rootdir, verbosity))
+        texts.append(strict_report.failure_text(known_calls, rootdir, verbosity))
     if waits is not None:
         failure = threadpool.failure_text(waits, settings.max_thread_wait_ms)
         if failure is not None:

@@ -10,6 +10,8 @@ import builtins
 import io
 import json
 import socket
+import ssl
+import sysconfig
 import textwrap
 import threading
 import time
@@ -20,9 +22,10 @@ from pathlib import Path
 import fastapi  # noqa: F401
 import pytest
 import requests  # noqa: F401
-from conftest import APP_CONFTEST, Project
+import trustme
+from conftest import APP_CONFTEST, Project, line_of
 
-from pytest_noblock import strict
+from pytest_noblock import strict_wrappers
 
 SOURCE_INDENT = " " * 16
 
@@ -335,6 +338,277 @@ def test_aliases_bound_before_the_test_are_caught(project: Project, tmp_path: Pa
     assert_found(result, source, "run_process(", "subprocess.run")
 
 
+# The app's objects made before the test: a service holding a lock, an event, a semaphore
+# and a cache (two levels down), a class attribute, files and SQLite connections.
+HELD_OBJECTS = """
+import sqlite3
+import threading
+
+
+class Cache:
+    shared = threading.Lock()
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.db = sqlite3.connect(":memory:", check_same_thread=False)
+
+
+class Service:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._rlock = threading.RLock()
+        self._ready = threading.Event()
+        self._ready.set()
+        self._slots = threading.Semaphore(2)
+        self.cache = Cache()
+
+
+SERVICE = Service()
+LOG = open(LOG_PATH, "a")
+LINES = open(LINES_PATH)
+DATA = open(LINES_PATH, "rb")
+DB = sqlite3.connect(":memory:", check_same_thread=False)
+DB.execute("create table t (x)")
+# Kept apart (a tuple is not walked): the clean-up tests compare against these.
+ORIGINALS = (SERVICE._lock, SERVICE.cache.lock, LOG, DB)
+"""
+
+
+def held_objects(tmp_path: Path) -> str:
+    lines = tmp_path / "lines.txt"
+    lines.write_text("one\ntwo\n")
+    paths = f"LOG_PATH = {str(tmp_path / 'log.txt')!r}\nLINES_PATH = {str(lines)!r}\n"
+    return paths + HELD_OBJECTS
+
+
+def test_locks_and_waits_held_as_attributes_are_caught(project: Project, tmp_path: Path) -> None:
+    source = endpoint(
+        held_objects(tmp_path),
+        """
+        with SERVICE._lock:
+            pass
+        SERVICE._rlock.acquire()
+        SERVICE._rlock.release()
+        SERVICE._ready.wait()
+        with SERVICE._slots:
+            pass
+        with SERVICE.cache.lock:
+            pass
+        with Cache.shared:
+            pass
+        SERVICE._lock.acquire(blocking=False)
+        SERVICE._lock.release()
+        """,
+    )
+    result = run_strict(project, source)
+    result.assert_outcomes(failed=1)
+    assert_found(result, source, "with SERVICE._lock", "threading.Lock.acquire")
+    assert_found(result, source, "_rlock.acquire()", "threading.RLock.acquire")
+    assert_found(result, source, "_ready.wait()", "threading.Event.wait")
+    assert_found(result, source, "with SERVICE._slots", "threading.Semaphore.acquire")
+    assert_found(result, source, "with SERVICE.cache.lock", "threading.Lock.acquire")
+    assert_found(result, source, "with Cache.shared", "threading.Lock.acquire")
+    assert "acquire(blocking=False)" not in result.stdout.str()  # never waits
+
+
+def test_files_and_sqlite_connections_opened_before_the_test_are_caught(
+    project: Project, tmp_path: Path
+) -> None:
+    source = endpoint(
+        held_objects(tmp_path),
+        """
+        LOG.write("request\\n")
+        LOG.flush()
+        first = LINES.readline()
+        for line in LINES:
+            pass
+        head = DATA.read(4)
+        DB.execute("insert into t values (1)")
+        rows = DB.execute("select x from t").fetchall()
+        DB.commit()
+        SERVICE.cache.db.execute("select 1")
+        """,
+    )
+    result = run_strict(project, source)
+    result.assert_outcomes(failed=1)
+    assert_found(result, source, "LOG.write(", "io.TextIOWrapper.write")
+    assert_found(result, source, "LOG.flush()", "io.TextIOWrapper.flush")
+    assert_found(result, source, "LINES.readline()", "io.TextIOWrapper.readline")
+    assert_found(result, source, "for line in LINES", "io.TextIOWrapper.__next__")
+    assert_found(result, source, "DATA.read(4)", "io.BufferedReader.read")
+    assert_found(result, source, "insert into", "sqlite3.Connection.execute")
+    assert_found(result, source, "select x from t", "sqlite3.Connection.execute")
+    assert_found(result, source, "select x from t", "sqlite3.Cursor.fetchall")
+    assert_found(result, source, "DB.commit()", "sqlite3.Connection.commit")
+    assert_found(result, source, "cache.db.execute", "sqlite3.Connection.execute")
+    result.stdout.fnmatch_lines(
+        [
+            "io.TextIOWrapper.write: called once, longest * ms",
+            "  why       blocking file I/O",
+        ]
+    )
+
+
+def test_held_objects_used_off_the_loop_are_not_flagged(project: Project, tmp_path: Path) -> None:
+    """Same objects, no finding: thread pools, non-blocking tries, the console, the test's code.
+
+    They also still pass `isinstance` and compare equal to the originals while swapped.
+    """
+    source = endpoint(
+        "import asyncio, io, sys\n"
+        "from fastapi.concurrency import run_in_threadpool\n" + held_objects(tmp_path),
+        """
+        await run_in_threadpool(LOG.write, "from a thread\\n")
+        await run_in_threadpool(DB.execute, "select 1")
+        await asyncio.to_thread(SERVICE._lock.acquire)
+        SERVICE._lock.release()
+        if SERVICE._rlock.acquire(blocking=False):
+            SERVICE._rlock.release()
+        SERVICE._slots.acquire(timeout=0)
+        print("to stdout")
+        sys.stderr.write("to stderr\\n")
+        assert isinstance(SERVICE._lock, type(ORIGINALS[0]))
+        assert isinstance(LOG, io.TextIOWrapper) and isinstance(DB, sqlite3.Connection)
+        assert SERVICE._lock == ORIGINALS[0] and LOG in {ORIGINALS[2]}
+        assert SERVICE._lock is not ORIGINALS[0]  # the README's identity caveat
+        """,
+    )
+    tests = """
+import pytest
+import app
+
+@pytest.mark.noblock(strict=True)
+async def test_call(noblock_client):
+    app.LOG.write("the test's own code\\n")
+    with app.SERVICE._lock:
+        pass
+    assert (await noblock_client.get("/call")).status_code == 200
+"""
+    result = run_strict(project, source, tests)
+    result.assert_outcomes(passed=1)
+    assert "noblock strict" not in result.stdout.str()
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[tuple[str, int], str]]:
+    """A TLS server on 127.0.0.1 that answers b"ping" with b"pong"; yields it and its CA file."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    cafile = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stopping = threading.Event()
+
+    def serve() -> None:
+        while not stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            conn.settimeout(5)
+            try:
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    tls.recv(4)
+                    tls.sendall(b"pong")
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[:2], str(cafile)
+    finally:
+        stopping.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+def test_ssl_sockets_are_caught_and_asyncio_tls_is_not(
+    project: Project, tls_server: tuple[tuple[str, int], str]
+) -> None:
+    address, cafile = tls_server
+    source = endpoint(
+        f"import asyncio, socket, ssl\nADDRESS = {tuple(address)!r}\n"
+        f"CONTEXT = ssl.create_default_context(cafile={cafile!r})\n",
+        """
+        raw = socket.create_connection(ADDRESS, timeout=5)
+        tls = CONTEXT.wrap_socket(raw, server_hostname="localhost")
+        tls.sendall(b"ping")
+        data = tls.recv(4)
+        tls.close()
+        reader, writer = await asyncio.open_connection(
+            *ADDRESS, ssl=CONTEXT, server_hostname="localhost"
+        )
+        writer.write(b"ping")
+        assert await reader.read(4) == b"pong" == data
+        writer.close()
+        """,
+    )
+    result = run_strict(project, source)
+    result.assert_outcomes(failed=1)
+    assert_found(result, source, "CONTEXT.wrap_socket(", "ssl.SSLSocket.do_handshake")
+    assert_found(result, source, "tls.sendall(", "ssl.SSLSocket.sendall")
+    assert_found(result, source, "tls.recv(", "ssl.SSLSocket.recv")
+    result.stdout.fnmatch_lines(
+        ["ssl.SSLSocket.sendall: called once, *", "  why       a blocking socket call"]
+    )
+    text = result.stdout.str()
+    # asyncio's TLS runs on non-blocking sockets and memory buffers: nothing to report.
+    for needle in ("asyncio.open_connection(", "writer.write("):
+        assert f"app.py:{line_of(source, needle)} in call" not in text
+    assert text.count(": called once, longest") == 4  # create_connection and the three above
+
+
+SLOW_LIBRARY = """
+from time import sleep
+
+
+def pause():
+    sleep(0.001)
+"""
+
+LIBRARY_TESTS = """
+import time
+import pytest
+import slowlib
+
+@pytest.mark.noblock(strict=True)
+async def test_call(noblock_client):
+    assert (await noblock_client.get("/call")).status_code == 200
+
+async def test_nothing_left():
+    assert slowlib.sleep is time.sleep
+"""
+
+
+def test_aliases_inside_installed_libraries_are_caught(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An installed library: the user site-packages of a user base made for this test.
+    base = tmp_path / "userbase"
+    packages = Path(sysconfig.get_path("purelib", "posix_user", {"userbase": str(base)}))
+    packages.mkdir(parents=True)
+    (packages / "slowlib.py").write_text(SLOW_LIBRARY)
+    monkeypatch.setenv("PYTHONUSERBASE", str(base))
+    monkeypatch.setenv("PYTHONPATH", str(packages))
+    source = endpoint(
+        "import slowlib\nfrom fastapi.concurrency import run_in_threadpool",
+        """
+        slowlib.pause()
+        await run_in_threadpool(slowlib.pause)
+        """,
+    )
+    project.app(source)
+    project.tests(LIBRARY_TESTS)
+    result = project.run_subprocess()
+    result.assert_outcomes(passed=1, failed=1)
+    assert_found(result, source, "slowlib.pause()", "time.sleep")
+    result.stdout.fnmatch_lines(["  landed in slowlib.py:6 in pause (time.sleep)"])
+    assert result.stdout.str().count("time.sleep: called once") == 1  # not the thread pool's
+
+
 def test_behaviour_is_unchanged_under_a_broad_except(project: Project, fast_http: str) -> None:
     """The call runs and returns as usual: the test's own assertions pass, strict fails it."""
     source = endpoint(
@@ -592,21 +866,31 @@ async def test_c_nothing_left():
     assert type(time.sleep).__name__ == "builtin_function_or_method"
     assert app.nap is time.sleep
     assert type(app.LOCK).__name__ == "lock"
+    held = (app.SERVICE._lock, app.SERVICE.cache.lock, app.LOG, app.DB)
+    assert all(now is before for now, before in zip(held, app.ORIGINALS))
+    assert "acquire" not in vars(app.Cache)
+    assert type(app.Cache.shared).__name__ == "lock"
 """
 
 
-def test_patches_are_restored_after_errors_and_failures(project: Project) -> None:
+def test_patches_are_restored_after_errors_and_failures(project: Project, tmp_path: Path) -> None:
     project.app(
         endpoint(
-            "import threading, time\nfrom time import sleep as nap\nLOCK = threading.Lock()",
-            "with LOCK:\n    nap(0.001)",
+            "import threading, time\nfrom time import sleep as nap\nLOCK = threading.Lock()\n"
+            + held_objects(tmp_path),
+            """
+            with LOCK, SERVICE._lock, SERVICE.cache.lock, Cache.shared:
+                nap(0.001)
+            LOG.write("x")
+            DB.execute("select 1")
+            """,
         )
     )
     project.tests(CLEANUP_TESTS)
     result = project.run()
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["*noblock: the event loop was held*"])
-    assert not strict.active()
+    assert not strict_wrappers.active()
     assert type(time.sleep).__name__ == "builtin_function_or_method"
     assert "connect" not in vars(socket.socket)
     assert type(builtins.open).__name__ == "builtin_function_or_method"
@@ -619,19 +903,36 @@ def pytest_unconfigure(config):
     import builtins, json, socket, time
     import app as app_module
 
+    service = app_module.SERVICE
     state = {
         "sleep": type(time.sleep).__name__,
         "alias": app_module.nap is time.sleep,
         "socket": "connect" in vars(socket.socket),
         "open": type(builtins.open).__name__,
+        "held": [
+            now is before
+            for now, before in zip(
+                (service._lock, service.cache.lock, app_module.LOG, app_module.DB),
+                app_module.ORIGINALS,
+            )
+        ],
     }
     with open("state.json", "w") as file:
         json.dump(state, file)
 """
 
 
-def test_patches_are_restored_when_interrupted(project: Project) -> None:
-    project.app(endpoint("import time\nfrom time import sleep as nap", "nap(0.001)"))
+def test_patches_are_restored_when_interrupted(project: Project, tmp_path: Path) -> None:
+    project.app(
+        endpoint(
+            "import time\nfrom time import sleep as nap\n" + held_objects(tmp_path),
+            """
+            nap(0.001)
+            with SERVICE._lock:
+                LOG.write(str(DB.execute("select 1").fetchone()))
+            """,
+        )
+    )
     project.pytester.makeconftest(APP_CONFTEST + STATE_AT_EXIT)
     project.tests(
         """
@@ -651,4 +952,5 @@ def test_patches_are_restored_when_interrupted(project: Project) -> None:
         "alias": True,
         "socket": False,
         "open": "builtin_function_or_method",
+        "held": [True, True, True, True],
     }

@@ -1,0 +1,104 @@
+"""The wrapper strict mode puts around a known blocking call, and the log that undoes it.
+
+Why wrappers and not a profiler: `sys.setprofile` calls back on every Python call and
+costs the app several times its speed; on 3.11 `time.sleep` raises no audit event, and
+audit hooks can never be removed. A wrapper costs nothing until it is called, and then
+one identity check on other threads; everything is put back when the test body ends.
+
+The wrapped call still runs and returns (or raises) exactly as before: the app's
+behaviour does not change, a broad `except` cannot hide a finding.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from .strict import Recorder
+
+Blocks = Callable[[tuple[Any, ...], dict[str, Any]], bool]
+"""Whether this call, with these arguments, can wait (a lock taken with `blocking=False` cannot)."""
+
+
+def always(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    return True
+
+
+_active: Recorder | None = None
+
+
+def activate(recorder: Recorder) -> None:
+    """Calls on this thread are recorded from now on, until `uninstall`."""
+    global _active
+    recorder.ident = threading.get_ident()
+    _active = recorder
+
+
+def recording_here() -> bool:
+    return _active is not None and _active.ident == threading.get_ident()
+
+
+def wrap(callee: str, original: Callable[..., Any], blocks: Blocks) -> Callable[..., Any]:
+    get_ident = threading.get_ident
+    getframe = sys._getframe
+
+    @functools.wraps(original)
+    def strict_wrapper(*args: Any, **kwargs: Any) -> Any:
+        recorder = _active
+        if recorder is None or recorder.ident != get_ident() or not blocks(args, kwargs):
+            return original(*args, **kwargs)
+        return recorder.call(callee, original, args, kwargs, getframe(1))
+
+    return strict_wrapper
+
+
+@dataclass
+class _Patch:
+    namespace: Any
+    name: str
+    original: object
+    wrapper: object
+    owned: bool  # the attribute lived in this namespace's own dict
+
+
+_patches: list[_Patch] = []
+
+
+def set_attribute(owner: Any, name: str, original: object, wrapper: object) -> None:
+    """`owner.name = wrapper` (a module or a class) until `uninstall`."""
+    owned = isinstance(owner, ModuleType) or name in vars(owner)
+    setattr(owner, name, wrapper)
+    _patches.append(_Patch(owner, name, original, wrapper, owned))
+
+
+def set_item(namespace: dict[str, Any], name: str, original: object, wrapper: object) -> None:
+    """`namespace[name] = wrapper` (module globals, an object's `__dict__`) until `uninstall`."""
+    namespace[name] = wrapper
+    _patches.append(_Patch(namespace, name, original, wrapper, True))
+
+
+def uninstall() -> None:
+    """Put everything back; idempotent, and the last line of clean-up."""
+    global _active
+    _active = None
+    while _patches:
+        patch = _patches.pop()
+        namespace = patch.namespace if isinstance(patch.namespace, dict) else None
+        current = (namespace or vars(patch.namespace)).get(patch.name)
+        if current is not patch.wrapper:
+            continue  # the app rebound it meanwhile: its own value stays
+        if namespace is not None:
+            namespace[patch.name] = patch.original
+        elif patch.owned:
+            setattr(patch.namespace, patch.name, patch.original)
+        else:
+            delattr(patch.namespace, patch.name)
+
+
+def active() -> bool:
+    return _active is not None or bool(_patches)
