@@ -8,6 +8,7 @@ tools themselves are set up in each generated project's conftest.py, as their us
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from corpus import Case, load_cases, slowserver, work
+from corpus.drivers import load_driver_cases
 
 PROBE_RUNS = 3
 
@@ -102,7 +104,16 @@ def _case_to_probe(request: pytest.FixtureRequest) -> Case | None:
     name = getattr(request.module, "CASE_NAME", None)
     if not request.config.getoption("bench_probes") or name is None:
         return None
-    return load_cases([name])[0]
+    return _find_case(name)
+
+
+@functools.cache
+def _find_case(name: str) -> Case | None:
+    """A case of the timing corpus or, failing that, of the drivers group (imported only then)."""
+    for case in load_cases():
+        if case.name == name:
+            return case
+    return next((case for case in load_driver_cases() if case.name == name), None)
 
 
 def _probe(request: pytest.FixtureRequest) -> None:
