@@ -21,6 +21,8 @@ from harness import project, tools
 from harness.report import _pct, _table, clean_cell, verdict_cell
 from harness.scoring import Probe, ToolScore, durations, read_probes, totals
 
+# Runs of each clean case the false-alarm rule asks for (the timing benchmark's default).
+FALSE_ALARM_RUNS = 20
 TITLES = {"testclient": "TestClient (sync test)", "trio": "trio (anyio plugin)"}
 
 
@@ -206,8 +208,15 @@ def markdown(group: DriversGroup) -> str:
             if group.burner
             else "**without** the CPU burner"
         )
-        + f" ({group.seconds:.0f} s of pytest). Totals are per driver and kept out of the "
-        "asyncio table above, so that one stays comparable with past runs.",
+        + f" ({group.seconds:.0f} s of pytest)"
+        + (
+            f"; {group.repeat} runs of each clean case is fewer than the {FALSE_ALARM_RUNS} the "
+            "false-alarm rule asks for (`--drivers-repeat`): read its false alarms as a sample"
+            if group.repeat < FALSE_ALARM_RUNS
+            else ""
+        )
+        + ". Totals are per driver and kept out of the asyncio table above, so that one stays "
+        "comparable with past runs.",
         "",
         *_table(HEADER, totals_rows(group)),
         "",
