@@ -7,7 +7,9 @@
 Phases: (1) every blocking case once per tool at a 50 ms budget, with our plugin's run also
 timing each case's blocking call alone (its true hold); (2) every clean case `--repeat`
 times per tool at a 20 ms budget while a second process burns the other core; (3) the
-marker's overhead. Then one table, on the console and in RESULTS.md.
+marker's overhead. Then one table, on the console and in RESULTS.md. After them, in
+sections of their own: the strict group (fast blocking calls) and the drivers group (the
+same phases with the app driven by TestClient and on trio).
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 
 from corpus import Case, load_cases, work  # noqa: E402
-from harness import overhead, project, report, strict_group, tools  # noqa: E402
+from corpus.drivers import load_driver_cases  # noqa: E402
+from harness import drivers_group, overhead, project, report, strict_group, tools  # noqa: E402
 from harness.scoring import Benchmark, ToolScore, read_probes  # noqa: E402
 
 RESULTS = BENCH_DIR / "RESULTS.md"
+DRIVERS_REPEAT = 20
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -62,6 +66,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--strict-repeat", type=int, default=5, help="runs of each strict clean case"
     )
+    parser.add_argument(
+        "--drivers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the drivers group (TestClient and trio cases); default: on unless --cases is "
+        "given (naming a drivers case runs it)",
+    )
+    parser.add_argument(
+        "--drivers-repeat",
+        type=int,
+        default=DRIVERS_REPEAT,
+        help=f"runs of each drivers clean case ({DRIVERS_REPEAT})",
+    )
     parser.add_argument("--detect-budget-ms", type=float, default=50.0)
     parser.add_argument("--clean-budget-ms", type=float, default=20.0)
     parser.add_argument("--results", default=str(RESULTS), help="where to write RESULTS.md")
@@ -75,8 +92,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "-10 (root) to keep other work on the machine from skewing the timings",
     )
     args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
+    if args.repeat < 1 or args.drivers_repeat < 1:
+        parser.error("--repeat and --drivers-repeat must be at least 1")
     return args
 
 
@@ -284,12 +301,30 @@ def to_json(bench: Benchmark) -> dict[str, object]:
     }
 
 
+def select_cases(names: list[str] | None, drivers: bool | None) -> tuple[list[Case], list[Case]]:
+    """The timing corpus's cases and the drivers group's to run.
+
+    Without names: all of both (the drivers group unless `--no-drivers`). With names: the
+    named ones from either corpus, and the whole drivers group too with `--drivers`.
+    """
+    everything = load_driver_cases()
+    if names is None:
+        return load_cases(), everything if drivers is not False else []
+    by_name = {case.name: case for case in everything}
+    named = [by_name[name] for name in names if name in by_name]
+    main_names = [name for name in names if name not in by_name]
+    if drivers and not named:
+        named = everything
+    return load_cases(main_names), named if drivers is not False else []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     project.set_niceness(args.nice)
     started = time.perf_counter()
     load_before = os.getloadavg()
-    cases = load_cases(args.cases.split(",") if args.cases else None)
+    names = [name.strip() for name in args.cases.split(",")] if args.cases else None
+    cases, driver_cases = select_cases(names, args.drivers)
     blocking = [case for case in cases if case.blocking]
     clean = [case for case in cases if not case.blocking]
     scores = [ToolScore(tool, installed(tool)) for tool in chosen_tools(args)]
@@ -370,6 +405,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_overhead=not args.no_overhead,
             )
             group.seconds = sum(score.seconds for score in group.scores)
+        drivers = None
+        if driver_cases:
+            drivers = drivers_group.run(
+                chosen_tools(args),
+                installed,
+                driver_cases,
+                args.drivers_repeat,
+                args.detect_budget_ms,
+                args.clean_budget_ms,
+                lambda: burner(not args.no_burner),
+                not args.no_burner,
+                workdir,
+                scratch,
+                log,
+            )
         bench = Benchmark(
             cases=[*blocking, *clean],
             scores=scores,
@@ -382,24 +432,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         bench.seconds = time.perf_counter() - started
         bench.machine = machine_info(load_before, args.nice)
-        print(report.console(bench))
+        if bench.cases:
+            print(report.console(bench))
         if group is not None:
             print(strict_group.console(group))
+        if drivers is not None:
+            print(drivers_group.console(drivers))
         if not args.no_results:
             command = "python benchmarks/run.py" + (
                 " " + shlex.join(argv if argv is not None else sys.argv[1:])
                 if (argv if argv is not None else sys.argv[1:])
                 else ""
             )
-            text = report.markdown(bench, command)
+            text = report.markdown(bench, command) if bench.cases else report.header(command)
             if group is not None:
                 text += "\n" + strict_group.markdown(group)
+            if drivers is not None:
+                text += "\n" + drivers_group.markdown(drivers)
             Path(args.results).write_text(text)
             log(f"wrote {args.results}")
         if args.json:
             data = to_json(bench)
             if group is not None:
                 data["strict"] = strict_group.to_json(group)
+            if drivers is not None:
+                data["drivers"] = drivers_group.to_json(drivers)
             Path(args.json).write_text(json.dumps(data, indent=2))
         log(f"done in {bench.seconds:.0f} s")
     return 0

@@ -1,13 +1,15 @@
-"""The benchmark harness still works: one blocking and one clean case through pytest-noblock.
+"""The benchmark harness still works: a few cases through pytest-noblock.
 
 This checks the harness (corpus loader, generated tests, verdict parsing), not timings: the
-blocking case must be caught at its labelled line, the clean case must stay clean.
+blocking case must be caught at its labelled line, the clean case must stay clean; and the
+drivers group generates runnable TestClient and trio tests.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,9 @@ RUN = ROOT / "benchmarks" / "run.py"
 BLOCKING = "handler_time_sleep"
 CLEAN = "clean_def_sleep"
 APP = ROOT / "benchmarks" / "corpus" / "apps" / "fastapi_handlers.py"
+DRIVERS_APP = ROOT / "benchmarks" / "corpus" / "drivers" / "apps.py"
+TESTCLIENT = "testclient_sleep"
+TRIO = "trio_sleep"
 
 
 def labelled_line(path: Path, case: str) -> int:
@@ -26,6 +31,17 @@ def labelled_line(path: Path, case: str) -> int:
     hits = [number for number, text in enumerate(lines, 1) if f"# BLOCKS: {case}" in text]
     assert len(hits) == 1, hits
     return hits[0]
+
+
+def labelled_lines(path: Path, case: str) -> list[int]:
+    """Lines whose `# BLOCKS:` comment lists `case` (one line may label several cases)."""
+    lines = path.read_text().splitlines()
+    found = []
+    for number, text in enumerate(lines, 1):
+        match = re.search(r"#\s*BLOCKS:\s*(.+)$", text)
+        if match and case in [name.strip() for name in match.group(1).split(",")]:
+            found.append(number)
+    return found
 
 
 def run_harness(tmp_path: Path, *options: str) -> tuple[dict[str, Any], str]:
@@ -93,3 +109,22 @@ def test_harness_runs_the_strict_group(tmp_path: Path) -> None:
         runs = [run for runs in strict[tool]["clean"].values() for run in runs]
         assert runs
         assert not any(run["blocked"] or run["problem"] for run in runs), runs
+
+
+def test_harness_runs_a_testclient_and_a_trio_case(tmp_path: Path) -> None:
+    """The drivers group: a sync TestClient test and an anyio test on trio, each caught."""
+    results, stdout = run_harness(
+        tmp_path, "--cases", f"{TESTCLIENT},{TRIO}", "--drivers-repeat", "1"
+    )
+    assert results["tools"]["noblock"]["totals"]["blocking"] == 0  # the asyncio table is apart
+    drivers = results["drivers"]
+    [line] = labelled_lines(DRIVERS_APP, TESTCLIENT)
+    assert labelled_lines(DRIVERS_APP, TRIO) == [line]
+    for case in (TESTCLIENT, TRIO):
+        assert drivers["labels"][case] == f"corpus/drivers/apps.py:{line}"
+        caught = drivers["noblock"]["blocking"][case]
+        assert caught["problem"] is None, caught
+        assert caught["blocked"] is True, caught
+        assert caught["exact"] is True, caught
+    assert "| TestClient (sync test) | pytest-noblock | 1/1 (100%) | 1/1 (100%) |" in stdout
+    assert "| trio (anyio plugin) | pytest-noblock | 1/1 (100%) | 1/1 (100%) |" in stdout

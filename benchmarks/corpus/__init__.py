@@ -40,6 +40,11 @@ class Case:
     the tool's fixture) unless `own_client` is set, in which case it builds its own
     `httpx.ASGITransport` client on `app`. `probe` does the blocking work alone, outside any
     loop, so its duration is the true hold the tools are compared with.
+
+    `driver` is how the test drives the app: "asyncio" (an `async def` test on asyncio, the
+    whole of `corpus.apps`), "trio" (an `async def` test on trio through anyio's plugin) or
+    "testclient" (a sync test; `client` is a `TestClient(app)` entered with `with`, and an
+    `own_client` body builds its own). The last two live in `corpus.drivers`.
     """
 
     name: str
@@ -52,6 +57,7 @@ class Case:
     own_client: bool = False
     requests: int = 1
     framework: str = "FastAPI"
+    driver: str = "asyncio"
     module: str = ""
     labels: tuple[Site, ...] = field(default=())
 

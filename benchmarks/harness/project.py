@@ -29,36 +29,69 @@ junit_family = xunit2
 """
 
 
+# The drivers group (corpus.drivers) runs anyio's trio tests next to sync TestClient tests:
+# pytest-asyncio must leave `async def` tests to the plugin whose marker they carry.
+DRIVERS_INI = INI.replace("asyncio_mode = auto", "asyncio_mode = strict")
+
+TRIO_BACKEND = """@pytest.fixture
+def anyio_backend():
+    return "trio"
+
+
+"""
+
+
 def test_module(tool: Tool, case: Case, budget_ms: float, repeat: int) -> str:
-    """The source of one generated test module for one case."""
+    """The source of one generated test module for one case.
+
+    An "asyncio" case (all of `corpus.apps`) is an `async def` test with the tool's client;
+    a "trio" case is the same test marked `anyio` with `anyio_backend` returning "trio"; a
+    "testclient" case is a sync test whose body runs inside `with TestClient(app) as client:`
+    (or builds its own client, with `own_client`).
+    """
     name, _, attr = f"{case.module}:{case.app_attr}".partition(":")
     marker = tool.marker(budget_ms)
     decorators = [marker] if marker else []
+    sync = case.driver == "testclient"
     params = []
-    if not case.own_client:
+    if not case.own_client and not sync:
         params.append(tool.client_fixture)
+    if case.driver == "trio":
+        decorators.insert(0, "@pytest.mark.anyio")
     if repeat > 1:
         decorators.append(f'@pytest.mark.parametrize("rep", range({repeat}))')
         params.append("rep")
-    prologue = "" if case.own_client else f"client = {tool.client_fixture}\n"
-    body = textwrap.indent(prologue + case.body, "    ")
+    if sync:
+        body = case.body
+        if not case.own_client:
+            body = "with TestClient(app) as client:\n" + textwrap.indent(body, "    ")
+    else:
+        body = ("" if case.own_client else f"client = {tool.client_fixture}\n") + case.body
+    body = textwrap.indent(body, "    ")
     kind = "blocking" if case.blocking else "clean"
+    imports = "import asyncio\nimport time\n\nimport httpx\nimport pytest\n"
+    if case.driver != "asyncio":
+        imports = (
+            "import asyncio\nimport time\n\nimport anyio\nimport httpx\nimport pytest\n"
+            "from fastapi.testclient import TestClient\n"
+        )
     return (
         f'"""Case {case.name} ({kind}): {case.kind} in {case.where}."""\n\n'
-        "import asyncio\nimport time\n\nimport httpx\nimport pytest\n\n"
+        f"{imports}\n"
         f"from corpus import work\nfrom {name} import {attr} as app\n\n"
         f"CASE_NAME = {case.name!r}\n\n\n"
         f"@pytest.fixture\ndef {tool.app_fixture}():\n    return app\n\n\n"
+        + (TRIO_BACKEND if case.driver == "trio" else "")
         + "".join(line + "\n" for line in decorators)
-        + f"async def test_{case.name}({', '.join(params)}):\n{body}"
+        + f"{'def' if sync else 'async def'} test_{case.name}({', '.join(params)}):\n{body}"
     )
 
 
 def write_project(
-    root: Path, tool: Tool, cases: Sequence[Case], budget_ms: float, repeat: int
+    root: Path, tool: Tool, cases: Sequence[Case], budget_ms: float, repeat: int, ini: str = INI
 ) -> None:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "pytest.ini").write_text(INI)
+    (root / "pytest.ini").write_text(ini)
     (root / "conftest.py").write_text(tool.conftest)
     for case in cases:
         (root / f"test_{case.name}.py").write_text(test_module(tool, case, budget_ms, repeat))

@@ -9,6 +9,7 @@ tools themselves are set up in each generated project's conftest.py, as their us
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from corpus import Case, load_cases, slowserver, work
+from corpus.drivers import load_driver_cases
 
 PROBE_RUNS = 3
 
@@ -91,7 +93,8 @@ class StepReferee:
     """
 
     def __init__(self) -> None:
-        self.longest_ms = 0.0
+        # None when no asyncio step ran (a trio case): its probe is then the reference.
+        self.longest_ms: float | None = None
         self._original: Any = None
 
     def __enter__(self) -> StepReferee:
@@ -107,7 +110,8 @@ class StepReferee:
                 wall = time.perf_counter() - started
                 after = _thread_schedstat()
                 waiting = max(after[1] - before[1], 0.0) if before and after else 0.0
-                referee.longest_ms = max(referee.longest_ms, (wall - waiting) * 1000)
+                held_ms = (wall - waiting) * 1000
+                referee.longest_ms = max(referee.longest_ms or 0.0, held_ms)
 
         asyncio.Handle._run = timed_run  # type: ignore[method-assign]
         return self
@@ -142,10 +146,19 @@ def _case_to_probe(request: pytest.FixtureRequest) -> Case | None:
     name = getattr(request.module, "CASE_NAME", None)
     if not request.config.getoption("bench_probes") or name is None:
         return None
-    return load_cases([name])[0]
+    return _find_case(name)
 
 
-def _probe(request: pytest.FixtureRequest, case: Case, in_place_ms: float) -> None:
+@functools.cache
+def _find_case(name: str) -> Case | None:
+    """A case of the timing corpus or, failing that, of the drivers group (imported only then)."""
+    for case in load_cases():
+        if case.name == name:
+            return case
+    return next((case for case in load_driver_cases() if case.name == name), None)
+
+
+def _probe(request: pytest.FixtureRequest, case: Case, in_place_ms: float | None) -> None:
     assert case.probe is not None
     runs = [time_probe(case.probe) for _ in range(PROBE_RUNS)]
     held = [wall - waiting for wall, waiting in runs]

@@ -16,6 +16,7 @@ from corpus import CORPUS_DIR
 
 APPS_DIR = str(CORPUS_DIR / "apps")
 STRICT_DIR = str(CORPUS_DIR / "strict")
+DRIVERS_DIR = str(CORPUS_DIR / "drivers")
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def _frames(text: str) -> list[tuple[str, int]]:
 
 
 def _in_apps(path: str) -> bool:
-    return path.startswith((APPS_DIR, STRICT_DIR))
+    return path.startswith((APPS_DIR, STRICT_DIR, DRIVERS_DIR))
 
 
 # --- pyleak --------------------------------------------------------------------------------
@@ -254,7 +255,8 @@ LOOPGUARD = Tool(
 ASYNCIO_DEBUG_CONFTEST = '''"""asyncio debug mode: slow callbacks get logged, and fail the test.
 
 The marked test runs with the loop in debug mode and slow_callback_duration set to the
-budget; every "Executing ... took N seconds" warning from the asyncio logger fails it.
+budget (a sync test: every loop it starts, such as TestClient's); every "Executing ... took
+N seconds" warning from the asyncio logger fails it.
 """
 
 import asyncio
@@ -277,6 +279,24 @@ class SlowCallbacks(logging.Handler):
             self.messages.append(message)
 
 
+class DebugLoops(asyncio.DefaultEventLoopPolicy):
+    """For a sync test (TestClient): every loop made while it runs is a debug loop.
+
+    TestClient runs the app on a loop of its own (anyio's portal thread), made through the
+    policy: this is PYTHONASYNCIODEBUG=1 with the budget as slow_callback_duration.
+    """
+
+    def __init__(self, budget_s: float) -> None:
+        super().__init__()
+        self.budget_s = budget_s
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        loop = super().new_event_loop()
+        loop.set_debug(True)
+        loop.slow_callback_duration = self.budget_s
+        return loop
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "asyncio_debug(budget_ms): fail on slow callbacks")
 
@@ -285,7 +305,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     marker = item.get_closest_marker("asyncio_debug")
     test = getattr(item, "obj", None)
-    if marker is None or not inspect.iscoroutinefunction(test):
+    if marker is None or test is None:
         return (yield)
     budget_s = marker.kwargs["budget_ms"] / 1000
 
@@ -300,11 +320,16 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     handler = SlowCallbacks()
     logger = logging.getLogger("asyncio")
     logger.addHandler(handler)
-    item.obj = debugged
+    policy = asyncio.get_event_loop_policy()
+    if inspect.iscoroutinefunction(test):
+        item.obj = debugged
+    else:
+        asyncio.set_event_loop_policy(DebugLoops(budget_s))
     try:
         result = yield
     finally:
         item.obj = test
+        asyncio.set_event_loop_policy(policy)
         logger.removeHandler(handler)
     if handler.messages:
         pytest.fail(
@@ -348,3 +373,35 @@ ASYNCIO_DEBUG = Tool(
 ALL = (NOBLOCK, PYLEAK, BLOCKBUSTER, LOOPGUARD, ASYNCIO_DEBUG)
 PEERS = ALL[1:]
 BY_KEY = {tool.key: tool for tool in ALL}
+
+
+# --- drivers a tool cannot run (corpus.drivers) ----------------------------------------------
+
+# Shown as "n/a" in the drivers group, not as misses, with the reason in RESULTS.md.
+CANNOT_RUN: dict[tuple[str, str], str] = {
+    ("pyleak", "testclient"): (
+        "its `no_leaks` marker watches the event loop in `async def` tests only; on a sync "
+        "test it checks threads and nothing else (run anyway, it passes every blocking case)"
+    ),
+    ("blockbuster", "trio"): (
+        "its wrappers act only when `asyncio.get_running_loop()` finds a loop in the calling "
+        "thread, and a trio run has none (run anyway, it passes every blocking case)"
+    ),
+    ("loopguard", "testclient"): (
+        "its `no_blocking` marker does nothing on a sync test (it warns: there is no event "
+        "loop to monitor); TestClient's loop in the portal thread is not watched"
+    ),
+    ("loopguard", "trio"): (
+        "its detector is an asyncio task (`asyncio.create_task`): on trio every marked test "
+        "errors with `RuntimeError: no running event loop`"
+    ),
+    ("asyncio-debug", "trio"): (
+        "debug mode is a setting of an asyncio loop, and a trio run has none (the test's loop "
+        "cannot be put in debug mode: `RuntimeError: no running event loop`)"
+    ),
+}
+
+
+def cannot_run(tool: Tool, driver: str) -> str | None:
+    """Why `tool` cannot run a test driven this way at all, or None when it can."""
+    return CANNOT_RUN.get((tool.key, driver))
