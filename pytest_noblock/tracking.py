@@ -17,12 +17,13 @@ import copy
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from contextvars import Token
 from typing import Any
 
 import httpx
 
 from . import steps
-from .origins import PAUSED, Request, current_origin
+from .origins import PAUSED, Origin, Request, current_origin
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -44,25 +45,30 @@ class TrackedApp:
         send: Send,
         _clocks: dict[int, steps.StepClock] = steps.clocks,
         _get_ident: Callable[[], int] = threading.get_ident,
+        _get_origin: Callable[[], Origin | None] = current_origin.get,
+        _set_origin: Callable[[Origin | None], Token[Origin | None]] = current_origin.set,
+        _reset_origin: Callable[[Token[Origin | None]], None] = current_origin.reset,
     ) -> None:
-        # Runs for every request of a watched test: kept to a few lookups.
-        if current_origin.get() is PAUSED:
+        # Runs for every request of a watched test: kept to a few local lookups.
+        outer = _get_origin()
+        if outer is PAUSED:
             # Sent from inside noblock_paused(): the request stays unwatched too.
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        token = current_origin.set(request)
-        clock = _clocks.get(_get_ident())
+        token = _set_origin(request)
+        ident = _get_ident()
+        clock = _clocks.get(ident)
         if clock is not None:
             clock.switch(request)
         try:
             await self.app(scope, receive, send)
         finally:
-            current_origin.reset(token)
+            _reset_origin(token)
             # Looked up again: the test body may have ended meanwhile.
-            clock = _clocks.get(_get_ident())
+            clock = _clocks.get(ident)
             if clock is not None:
-                clock.switch(current_origin.get())
+                clock.switch(outer)
 
 
 _original_handle: Callable[..., Coroutine[Any, Any, httpx.Response]] | None = None
