@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import threading
 import time
 from collections.abc import Callable
 
 from .origins import Origin, current_origin
+from .patching import MethodPatch
 from .stacks import Stack
 from .threadtime import ThreadUsage, Usage
 
@@ -146,13 +148,27 @@ class GarbageCollectorTime:
             gc.callbacks.remove(self)
 
 
-def waited_for_cpu(native_id: int | None) -> float:
-    """How long a thread has sat runnable without a CPU since it was made (Linux)."""
+def waited_for_cpu(
+    native_id: int | None,
+    _open: Callable[..., int] = os.open,
+    _read: Callable[[int, int], bytes] = os.read,
+    _close: Callable[[int], None] = os.close,
+) -> float:
+    """How long a thread has sat runnable without a CPU since it was made (Linux).
+
+    Read through `os` functions bound here: a test may patch `open`, and strict mode
+    wraps it; neither may see the plugin's own reads.
+    """
     try:
-        with open(f"/proc/self/task/{native_id}/schedstat", "rb") as stat:
-            return int(stat.read().split()[1]) / 1e9
+        fd = _open(f"/proc/self/task/{native_id}/schedstat", os.O_RDONLY)
+    except OSError:
+        return 0.0
+    try:
+        return int(_read(fd, 128).split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return 0.0
+    finally:
+        _close(fd)
 
 
 class StepClock:
@@ -233,7 +249,8 @@ class StepClock:
 
 clocks: dict[int, StepClock] = {}
 """The clock of each watched loop thread, by thread ident."""
-_original_run: Callable[[asyncio.Handle], None] | None = None
+_RUN = MethodPatch(asyncio.Handle, "_run")
+_THREAD_START = MethodPatch(threading.Thread, "start")
 
 
 def _timed_run(handle: asyncio.Handle, _get_ident: Callable[[], int] = threading.get_ident) -> None:
@@ -243,20 +260,13 @@ def _timed_run(handle: asyncio.Handle, _get_ident: Callable[[], int] = threading
         clock.open(handle._context.get(current_origin))  # type: ignore[attr-defined]
     try:
         # A loop in another thread (a TestClient portal that outlives the test) may be
-        # here just as `uninstall` runs: by then the original is back on the class.
-        (_original_run or _restored_run)(handle)
+        # here just as `uninstall` runs: then `original` is None and `real` is used.
+        (_RUN.original or _RUN.real)(handle)
     finally:
         # Also looked up afterwards: the test body attaches its clock in mid-step.
         clock = clocks.get(ident)
         if clock is not None:
             clock.close()
-
-
-def _restored_run(handle: asyncio.Handle) -> None:
-    asyncio.Handle._run(handle)
-
-
-_original_start: Callable[[threading.Thread], None] | None = None
 
 
 def _timed_thread_start(
@@ -272,13 +282,13 @@ def _timed_thread_start(
     CPU wait, and it is not the app's doing. Only the new thread's CPU wait is taken out:
     a new thread kept waiting by the GIL still counts.
     """
-    original = _original_start or threading.Thread.start
+    start: Callable[[threading.Thread], None] = _THREAD_START.original or _THREAD_START.real
     clock = clocks.get(_get_ident())
     if clock is None:
-        return original(thread)
+        return start(thread)
     started = _now()
     try:
-        return original(thread)
+        return start(thread)
     finally:
         elapsed = _now() - started
         if elapsed >= 0.001:  # a quick start is not worth a file read
@@ -287,25 +297,14 @@ def _timed_thread_start(
 
 def install() -> None:
     """Route asyncio's callbacks through the clock; a no-op for unwatched threads."""
-    global _original_run, _original_start
-    if _original_run is None:
-        _original_run = asyncio.Handle._run
-        asyncio.Handle._run = _timed_run  # type: ignore[method-assign, assignment]
-    if _original_start is None:
-        _original_start = threading.Thread.start
-        threading.Thread.start = _timed_thread_start  # type: ignore[method-assign, assignment]
+    _RUN.install(_timed_run)
+    _THREAD_START.install(_timed_thread_start)
 
 
 def uninstall() -> None:
-    global _original_run, _original_start
-    if clocks:
-        return
-    if _original_run is not None:
-        asyncio.Handle._run = _original_run  # type: ignore[method-assign, assignment]
-        _original_run = None
-    if _original_start is not None:
-        threading.Thread.start = _original_start  # type: ignore[method-assign, assignment]
-        _original_start = None
+    if not clocks:
+        _RUN.uninstall()
+        _THREAD_START.uninstall()
 
 
 def attach(clock: StepClock, origin: Origin | None) -> None:

@@ -24,6 +24,7 @@ import httpx
 
 from . import steps
 from .origins import PAUSED, Origin, Request, current_origin
+from .patching import MethodPatch
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -71,7 +72,7 @@ class TrackedApp:
                 clock.switch(outer)
 
 
-_original_handle: Callable[..., Coroutine[Any, Any, httpx.Response]] | None = None
+_HANDLE = MethodPatch(httpx.ASGITransport, "handle_async_request")
 # One tracked twin per transport, so the user's transport object is never modified.
 # Keyed by id() for speed; the transport is kept in the value so the id stays its own.
 _twins: dict[int, tuple[httpx.ASGITransport, httpx.ASGITransport]] = {}
@@ -87,44 +88,41 @@ def _tracked_handle(
         twin = copy.copy(self)
         twin.app = TrackedApp(self.app)
         entry = _twins[id(self)] = (self, twin)
-    return _original_handle(entry[1], request)  # type: ignore[misc]
+    handle: Callable[..., Coroutine[Any, Any, httpx.Response]] = _HANDLE.original or _HANDLE.real
+    return handle(entry[1], request)
 
 
-# httpx-ws's per-session stream class and its own `_run`, while patched.
-_session_stream: type | None = None
-_original_session_run: Callable[[Any], Coroutine[Any, Any, None]] | None = None
+# httpx-ws's per-session stream class's `_run`, once httpx-ws has been imported.
+_session_run: MethodPatch | None = None
 
 
 def _tracked_session_run(stream: Any) -> Coroutine[Any, Any, None]:
     # `_run` is the session's task: it calls `stream.app` once. The stream is httpx-ws's
     # own object for this one session, never the user's transport, so it may be changed.
-    # Called when the task is created, which is inside the test body, so this never runs
-    # after `uninstall`; a session that outlives the test only keeps its harmless wrapper.
+    # A session that outlives the test only keeps its harmless wrapper.
     if not isinstance(stream.app, TrackedApp):
         stream.app = TrackedApp(stream.app)
-    return _original_session_run(stream)  # type: ignore[misc]
+    assert _session_run is not None
+    run: Callable[[Any], Coroutine[Any, Any, None]] = _session_run.original or _session_run.real
+    return run(stream)
 
 
 def install() -> None:
-    global _original_handle, _session_stream, _original_session_run
-    if _original_handle is None:
-        _original_handle = httpx.ASGITransport.handle_async_request
-        httpx.ASGITransport.handle_async_request = _tracked_handle  # type: ignore[method-assign]
+    global _session_run
+    _HANDLE.install(_tracked_handle)
+    if _session_run is None:
         # Only when the test's code has imported it: never import httpx-ws for the user.
         stream = getattr(
             sys.modules.get("httpx_ws.transport"), "ASGIWebSocketAsyncNetworkStream", None
         )
         if isinstance(stream, type) and callable(vars(stream).get("_run")):
-            _session_stream, _original_session_run = stream, vars(stream)["_run"]
-            stream._run = _tracked_session_run  # type: ignore[attr-defined]
+            _session_run = MethodPatch(stream, "_run")
+    if _session_run is not None:
+        _session_run.install(_tracked_session_run)
 
 
 def uninstall() -> None:
-    global _original_handle, _session_stream, _original_session_run
-    if _original_handle is not None:
-        httpx.ASGITransport.handle_async_request = _original_handle  # type: ignore[method-assign]
-        _original_handle = None
-        _twins.clear()
-    if _session_stream is not None:
-        _session_stream._run = _original_session_run  # type: ignore[attr-defined]
-        _session_stream = _original_session_run = None
+    _HANDLE.uninstall()
+    _twins.clear()
+    if _session_run is not None:
+        _session_run.uninstall()

@@ -133,16 +133,10 @@ class Watchdog:
         self._close_starved_stretch(now())
 
     def _run(self) -> None:
-        while not self._stopping.wait(self._tick()):
-            pass
+        while not self._stopping.wait(self._tick_s):
+            self._tick()
 
-    def _tick(self) -> float:
-        """One look at the loop; returns how long to sleep until the next one.
-
-        Every wake-up takes the GIL from the busy loop thread: a young segment cannot need
-        a sample before it is half a budget old, so the watchdog sleeps until then (a third
-        of the budget at least, half of it at most) rather than waking every tick.
-        """
+    def _tick(self) -> None:
         at = now()
         if self._alarm is not None:
             self._alarm.rearm()
@@ -152,23 +146,19 @@ class Watchdog:
         self._usage.remember()
         threadpool.sample()
         current = self._clock.current
-        if current is None:
-            return self._tick_s
-        age = at - current[1]
-        if age < self._sample_after_s:
-            return max(self._sample_after_s - age, self._tick_s)
+        if current is None or at - current[1] < self._sample_after_s:
+            return
         number, start = current[0], current[1]
         seen = self._clock.observe(number)
         if seen.usage_before is None:
             seen.usage_before = self._usage.nearest(start)
         if len(seen.samples) >= MAX_SAMPLES_PER_SEGMENT:
-            return self._tick_s
+            return
         frame = sys._current_frames().get(self._clock.thread_ident)
         if frame is not None and self._clock.current is current:
             stack = capture_with_local_types(frame)
             seen.samples.append(Sample(stack, min(since_last_tick, self._tick_s)))
         del frame
-        return self._tick_s
 
     def _on_alarm(self, frame: FrameType | None) -> None:
         """On the main thread, right after (or inside) a C call that starved the watchdog."""

@@ -114,12 +114,14 @@ def test_zz_no_watchdog_thread():
     assert not [t for t in threading.enumerate() if t.name.startswith("pytest-noblock")]
 
 
-def test_zz_asyncio_and_httpx_are_unpatched():
-    assert asyncio.events.Handle._run.__qualname__ == "Handle._run"
-    assert (
-        httpx.ASGITransport.handle_async_request.__qualname__
-        == "ASGITransport.handle_async_request"
-    )
+def test_zz_asyncio_httpx_and_threading_are_unpatched():
+    # The plugin's wrappers carry the wrapped method's name; `__wrapped__` gives them away.
+    for method in (
+        asyncio.events.Handle._run,
+        httpx.ASGITransport.handle_async_request,
+        threading.Thread.start,
+    ):
+        assert not hasattr(method, "__wrapped__"), method
 
 
 def test_zz_cpu_alarm_disarmed():
@@ -198,8 +200,15 @@ def pytest_unconfigure(config):
 
     state = {
         "threads": [t.name for t in threading.enumerate() if t.name.startswith("pytest-noblock")],
-        "handle_run": asyncio.events.Handle._run.__qualname__,
-        "transport": httpx.ASGITransport.handle_async_request.__qualname__,
+        "wrapped": [
+            method.__qualname__
+            for method in (
+                asyncio.events.Handle._run,
+                httpx.ASGITransport.handle_async_request,
+                threading.Thread.start,
+            )
+            if hasattr(method, "__wrapped__")
+        ],
         "events": app_module.events,
         "cpu_alarm": list(signal.getitimer(signal.ITIMER_VIRTUAL)),
     }
@@ -232,8 +241,7 @@ def test_nothing_is_left_behind_after_keyboard_interrupt(project: Project) -> No
     state = json.loads((project.pytester.path / "state.json").read_text())
     assert state == {
         "threads": [],
-        "handle_run": "Handle._run",
-        "transport": "ASGITransport.handle_async_request",
+        "wrapped": [],
         "events": ["startup", "shutdown"],
         "cpu_alarm": [0.0, 0.0],
     }
@@ -285,3 +293,50 @@ def test_no_stray_faulthandler_dump_in_a_later_test(
     output = result.stdout.str() + "\n" + result.stderr.str()
     assert "Timeout (" not in output
     assert "most recent call first" not in output
+
+
+def test_a_test_patching_the_same_methods_leaves_them_working(project: Project) -> None:
+    # monkeypatch undoes its patches after the plugin has put the originals back, which
+    # puts the plugin's wrappers back on the classes: they must still work, and the next
+    # watched test must not take them for the originals.
+    project.app(APP)
+    project.tests(
+        """
+        import asyncio
+        import threading
+
+        import httpx
+        import pytest
+
+        PATCHED = (
+            (threading.Thread, "start"),
+            (asyncio.Handle, "_run"),
+            (httpx.ASGITransport, "handle_async_request"),
+        )
+
+
+        @pytest.mark.noblock
+        async def test_patches_them(noblock_client, monkeypatch):
+            for owner, name in PATCHED:
+                method = getattr(owner, name)
+                monkeypatch.setattr(owner, name, lambda *args, _m=method: _m(*args))
+            assert (await noblock_client.get("/ping")).status_code == 200
+
+
+        @pytest.mark.noblock
+        async def test_after_them(noblock_client):
+            worker = threading.Thread(target=lambda: None)
+            worker.start()
+            worker.join()
+            await asyncio.sleep(0)
+            assert (await noblock_client.get("/ping")).status_code == 200
+
+
+        def test_all_unwrapped_at_the_end():
+            for owner, name in PATCHED:
+                assert not hasattr(getattr(owner, name), "__wrapped__"), name
+        """
+    )
+    # In a subprocess with a timeout: a wrapper calling itself used to hang the run.
+    result = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result.assert_outcomes(passed=3)
