@@ -124,7 +124,10 @@ class Recorder:
         finding: Finding | None = None
         start = 0.0
         try:
-            finding = self._running[-1] = self._finding(callee, origin, frame)
+            try:
+                finding = self._running[-1] = self._finding(callee, origin, frame)
+            except Exception:  # never at the app's expense: its call runs regardless
+                finding = None
             start = time.perf_counter()
             return original(*args, **kwargs)
         finally:

@@ -18,7 +18,7 @@ from typing import Any
 from .origins import Request, current_origin
 from .stacks import is_library_file
 from .strict import Recorder, is_noise_module
-from .strict_standins import sqlite_types, swap_in
+from .strict_standins import blocking_acquire, sqlite_types, swap_in
 from .strict_wrappers import (
     Blocks,
     activate,
@@ -126,7 +126,7 @@ _TARGETS: tuple[tuple[str, str | None, tuple[str, ...], Blocks], ...] = (
     ("threading", "Event", ("wait",), _blocking_wait),
     ("threading", "Condition", ("wait", "wait_for"), _blocking_wait),
     # `with semaphore:` calls the same function, bound to `__enter__` when the class was made.
-    ("threading", "Semaphore", ("acquire", "__enter__"), _blocking_get),
+    ("threading", "Semaphore", ("acquire", "__enter__"), blocking_acquire),
     ("threading", "Barrier", ("wait",), always),
     ("threading", "Thread", ("join",), _blocking_wait),
     ("queue", "Queue", ("get",), _blocking_get),

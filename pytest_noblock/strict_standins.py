@@ -107,7 +107,7 @@ def _stand_in_type(
     return type(name, (StandIn,), namespace)
 
 
-def _blocking_acquire(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+def blocking_acquire(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     blocking = args[1] if len(args) > 1 else kwargs.get("blocking", True)
     timeout = args[2] if len(args) > 2 else kwargs.get("timeout", -1)
     return bool(blocking) and timeout != 0
@@ -116,7 +116,7 @@ def _blocking_acquire(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
 def _lock_type(label: str) -> type[StandIn]:
     # `with lock:` is reported as the acquire it is.
     enter = wrap(f"{label}.acquire", _forward("__enter__"), always)
-    return _stand_in_type("Lock", label, {"acquire": _blocking_acquire}, {"__enter__": enter})
+    return _stand_in_type("Lock", label, {"acquire": blocking_acquire}, {"__enter__": enter})
 
 
 _FILE_METHODS = (
@@ -232,6 +232,10 @@ def swap_in(modules: Iterable[ModuleType]) -> None:
         walk.namespace(namespace, namespace, 0)
 
 
+# Bases that hold no state of their own: an app class may derive from them.
+_NEUTRAL = frozenset({"builtins", "abc", "typing", "enum", "dataclasses"})
+
+
 class _Walk:
     def __init__(self, app_modules: set[str]) -> None:
         self.app_modules = app_modules
@@ -239,8 +243,11 @@ class _Walk:
         sqlite3 = sys.modules.get("sqlite3")
         if sqlite3 is not None:
             self.types[sqlite3.Connection] = sqlite_types(sqlite3)[2]
-        console = (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__)
-        self.console = {id(stream) for stream in console}
+        console = [sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__]
+        for stream in list(console):  # and the byte streams under them (`sys.stdout.buffer`)
+            buffer = getattr(stream, "buffer", None)
+            console += [buffer, getattr(buffer, "raw", None)]
+        self.console = {id(stream) for stream in console if stream is not None}
         # One stand-in per object, so that `a.lock is b.lock` stays true.
         self.stand_ins: dict[int, StandIn] = {}
         self.seen: set[int] = set()
@@ -250,31 +257,45 @@ class _Walk:
     ) -> None:
         """Swap in `namespace`, writing to `owner` (the same dict, or the class it is of)."""
         for name, value in list(namespace.items()):
-            stand_in_type = self.types.get(type(value))
-            if stand_in_type is None:
-                if depth < DEPTH:
-                    self.visit(value, depth + 1)
+            try:
+                self._swap(name, value, owner, depth)
+            except Exception:  # an odd object (unhashable type, a refusing class): left alone
                 continue
-            if id(value) in self.console:
-                continue
-            stand_in = self.stand_ins.get(id(value))
-            if stand_in is None:
-                stand_in = self.stand_ins[id(value)] = stand_in_type(value)
-            if isinstance(owner, dict):
-                set_item(owner, name, value, stand_in)
-            else:
-                set_attribute(owner, name, value, stand_in)
+
+    def _swap(self, name: str, value: object, owner: dict[str, Any] | type, depth: int) -> None:
+        stand_in_type = self.types.get(type(value))
+        if stand_in_type is None:
+            if depth < DEPTH:
+                self.visit(value, depth + 1)
+            return
+        if id(value) in self.console:
+            return
+        stand_in = self.stand_ins.get(id(value))
+        if stand_in is None:
+            stand_in = self.stand_ins[id(value)] = stand_in_type(value)
+        if isinstance(owner, dict):
+            set_item(owner, name, value, stand_in)
+        else:
+            set_attribute(owner, name, value, stand_in)
 
     def visit(self, value: object, depth: int) -> None:
-        """The attributes of the app's own objects and classes; nothing else's."""
+        """The attributes of the app's own objects and classes; nothing else's.
+
+        An instance counts only when every class it is made of is the app's: the lock
+        inside an app subclass of `queue.Queue` or `ThreadPoolExecutor` is the library's.
+        A class whose metaclass runs code on `setattr` is left alone.
+        """
         # By `type()`: a stand-in's, or a mock's, `__class__` may say something else.
         is_class = issubclass(type(value), type)
         cls = cast(type, value) if is_class else type(value)
-        if cls.__module__ not in self.app_modules or id(value) in self.seen:
+        if id(value) in self.seen or not self._is_apps(cls):
             return
         self.seen.add(id(value))
         if is_class:
-            self.namespace(vars(cls), cls, depth)
+            if type(cls).__setattr__ is type.__setattr__:
+                self.namespace(vars(cls), cls, depth)
+            return
+        if not all(self._is_apps(base) for base in cls.__mro__ if base.__module__ not in _NEUTRAL):
             return
         try:
             # Not `value.__dict__`: the app's own `__getattribute__` is not run.
@@ -283,3 +304,6 @@ class _Walk:
             return  # `__slots__` only
         if isinstance(attributes, dict):
             self.namespace(attributes, attributes, depth)
+
+    def _is_apps(self, cls: type) -> bool:
+        return cls.__module__ in self.app_modules

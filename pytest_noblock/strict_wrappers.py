@@ -50,7 +50,13 @@ def wrap(callee: str, original: Callable[..., Any], blocks: Blocks) -> Callable[
     @functools.wraps(original)
     def strict_wrapper(*args: Any, **kwargs: Any) -> Any:
         recorder = _active
-        if recorder is None or recorder.ident != get_ident() or not blocks(args, kwargs):
+        if recorder is None or recorder.ident != get_ident():
+            return original(*args, **kwargs)
+        try:
+            blocking = blocks(args, kwargs)
+        except Exception:  # odd arguments: the call itself will say what is wrong
+            blocking = False
+        if not blocking:
             return original(*args, **kwargs)
         return recorder.call(callee, original, args, kwargs, getframe(1))
 
@@ -83,21 +89,34 @@ def set_item(namespace: dict[str, Any], name: str, original: object, wrapper: ob
 
 
 def uninstall() -> None:
-    """Put everything back; idempotent, and the last line of clean-up."""
+    """Put everything back; idempotent, and the last line of clean-up.
+
+    Every patch is put back even when one refuses: the first error is raised after.
+    """
     global _active
     _active = None
+    failed: Exception | None = None
     while _patches:
         patch = _patches.pop()
-        namespace = patch.namespace if isinstance(patch.namespace, dict) else None
-        current = (namespace or vars(patch.namespace)).get(patch.name)
-        if current is not patch.wrapper:
-            continue  # the app rebound it meanwhile: its own value stays
-        if namespace is not None:
-            namespace[patch.name] = patch.original
-        elif patch.owned:
-            setattr(patch.namespace, patch.name, patch.original)
-        else:
-            delattr(patch.namespace, patch.name)
+        try:
+            _undo(patch)
+        except Exception as error:
+            failed = failed or error
+    if failed is not None:
+        raise failed
+
+
+def _undo(patch: _Patch) -> None:
+    namespace = patch.namespace if isinstance(patch.namespace, dict) else None
+    current = (namespace or vars(patch.namespace)).get(patch.name)
+    if current is not patch.wrapper:
+        return  # the app rebound it meanwhile: its own value stays
+    if namespace is not None:
+        namespace[patch.name] = patch.original
+    elif patch.owned:
+        setattr(patch.namespace, patch.name, patch.original)
+    else:
+        delattr(patch.namespace, patch.name)
 
 
 def active() -> bool:
