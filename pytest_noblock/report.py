@@ -97,7 +97,7 @@ def describe_hold(
         for seconds, what in (
             (hold.waiting_s, "waiting for a CPU"),
             (hold.collecting_s, "in garbage collection"),
-            (hold.starting_threads_s, "for new threads to get a CPU"),
+            (hold.starting_threads_s, "waiting for new threads to start"),
         )
         if seconds >= 0.001
     ]

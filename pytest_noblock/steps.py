@@ -6,8 +6,8 @@ was held and by whom, which a probe's lateness cannot: fifty concurrent requests
 each take 1 ms make a probe 50 ms late without any of them holding the loop.
 
 Time the loop thread lost to something other than the code it ran is taken out of a
-segment: waiting for a CPU (threadtime), garbage collection, and a new thread's wait for
-a CPU inside `Thread.start`.
+segment: waiting for a CPU (threadtime), garbage collection, and waiting inside
+`Thread.start` for a new thread to run.
 
 Two more boundaries split a step. `httpx.ASGITransport` runs a whole request inside the
 caller's step without ever yielding, so the start and end of each request (see
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -148,29 +147,6 @@ class GarbageCollectorTime:
             gc.callbacks.remove(self)
 
 
-def waited_for_cpu(
-    native_id: int | None,
-    _open: Callable[..., int] = os.open,
-    _read: Callable[[int, int], bytes] = os.read,
-    _close: Callable[[int], None] = os.close,
-) -> float:
-    """How long a thread has sat runnable without a CPU since it was made (Linux).
-
-    Read through `os` functions bound here: a test may patch `open`, and strict mode
-    wraps it; neither may see the plugin's own reads.
-    """
-    try:
-        fd = _open(f"/proc/self/task/{native_id}/schedstat", os.O_RDONLY)
-    except OSError:
-        return 0.0
-    try:
-        return int(_read(fd, 128).split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return 0.0
-    finally:
-        _close(fd)
-
-
 class StepClock:
     """Splits one loop thread's time into segments and keeps the long ones.
 
@@ -269,30 +245,40 @@ def _timed_run(handle: asyncio.Handle, _get_ident: Callable[[], int] = threading
             clock.close()
 
 
+# A thread start that takes longer than this is waiting on the machine, not working.
+THREAD_START_S = 0.001
+
+
 def _timed_thread_start(
     thread: threading.Thread,
     _get_ident: Callable[[], int] = threading.get_ident,
     _now: Callable[[], float] = time.perf_counter,
 ) -> None:
-    """`Thread.start`, with the new thread's wait for a CPU taken out of the loop's time.
+    """`Thread.start`, with its wait for the new thread left out of the loop's time.
 
-    `start` returns once the new thread runs (anyio's workers and asyncio's child watcher
-    start threads from the loop). On a loaded machine the new thread can sit runnable for
-    tens of milliseconds first; the loop thread sleeps meanwhile, so that is not in its own
-    CPU wait, and it is not the app's doing. Only the new thread's CPU wait is taken out:
-    a new thread kept waiting by the GIL still counts.
+    `start` returns once the new thread runs (anyio's workers, asyncio's default executor
+    and child watcher start threads from the loop). That is a hand-over of about 0.1 ms,
+    but on a loaded machine the new thread can take tens of milliseconds to be scheduled
+    and to get the GIL, while the loop thread sleeps in `start`: the calling code cannot
+    help it. Each start still counts for up to `THREAD_START_S`, so a handler starting
+    threads by the hundred is still a hold. Costs two schedstat reads per thread started.
     """
     start: Callable[[threading.Thread], None] = _THREAD_START.original or _THREAD_START.real
     clock = clocks.get(_get_ident())
     if clock is None:
         return start(thread)
+    before = clock.usage.read()
     started = _now()
     try:
         return start(thread)
     finally:
-        elapsed = _now() - started
-        if elapsed >= 0.001:  # a quick start is not worth a file read
-            clock.thread_starts_s += min(elapsed, waited_for_cpu(thread.native_id))
+        waited = _now() - started - THREAD_START_S
+        if waited > 0:
+            # The loop thread's own wait for a CPU in there is already left out.
+            after = clock.usage.read()
+            if before is not None and after is not None:
+                waited -= max(after.waiting_s - before.waiting_s, 0.0)
+            clock.thread_starts_s += max(waited, 0.0)
 
 
 def install() -> None:

@@ -7,6 +7,7 @@ an in-memory SQLite database, `true`): strict mode must catch what a timing budg
 from __future__ import annotations
 
 import builtins
+import contextlib
 import io
 import json
 import socket
@@ -15,7 +16,7 @@ import sysconfig
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # Kept in sys.modules between in-process runs (see test_kinds.py).
@@ -30,9 +31,9 @@ from pytest_noblock import strict_wrappers
 SOURCE_INDENT = " " * 16
 
 
-@pytest.fixture(scope="module")
-def fast_tcp() -> Iterator[tuple[str, int]]:
-    """A TCP server on 127.0.0.1 that answers each connection with b"pong" at once."""
+@contextlib.contextmanager
+def serving(answer: Callable[[socket.socket], None]) -> Iterator[tuple[str, int]]:
+    """A TCP server on 127.0.0.1 running `answer` on each connection, in a thread."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.05)
     stopping = threading.Event()
@@ -43,8 +44,8 @@ def fast_tcp() -> Iterator[tuple[str, int]]:
                 conn, _ = listener.accept()
             except (TimeoutError, OSError):
                 continue
-            with conn:
-                conn.sendall(b"pong")
+            with conn, contextlib.suppress(OSError):
+                answer(conn)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -54,6 +55,13 @@ def fast_tcp() -> Iterator[tuple[str, int]]:
         stopping.set()
         thread.join(timeout=5)
         listener.close()
+
+
+@pytest.fixture(scope="module")
+def fast_tcp() -> Iterator[tuple[str, int]]:
+    """A TCP server on 127.0.0.1 that answers each connection with b"pong" at once."""
+    with serving(lambda conn: conn.sendall(b"pong")) as address:
+        yield address
 
 
 # A budget no fast call reaches even on a loaded machine: these tests look at strict
@@ -510,32 +518,15 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[tuple
     ca.issue_cert("localhost").configure_cert(context)
     cafile = tmp_path_factory.mktemp("tls") / "ca.pem"
     ca.cert_pem.write_to_path(str(cafile))
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.05)
-    stopping = threading.Event()
 
-    def serve() -> None:
-        while not stopping.is_set():
-            try:
-                conn, _ = listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            conn.settimeout(5)
-            try:
-                with context.wrap_socket(conn, server_side=True) as tls:
-                    tls.recv(4)
-                    tls.sendall(b"pong")
-            except OSError:
-                pass
+    def answer(conn: socket.socket) -> None:
+        conn.settimeout(5)
+        with context.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(4)
+            tls.sendall(b"pong")
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[:2], str(cafile)
-    finally:
-        stopping.set()
-        thread.join(timeout=5)
-        listener.close()
+    with serving(answer) as address:
+        yield address, str(cafile)
 
 
 def test_ssl_sockets_are_caught_and_asyncio_tls_is_not(

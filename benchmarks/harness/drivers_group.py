@@ -18,7 +18,14 @@ from pathlib import Path
 from corpus import Case
 
 from harness import project, tools
-from harness.report import _pct, _table, clean_cell, ms_or_dash, verdict_cell
+from harness.report import (
+    _pct,
+    _table,
+    clean_cell,
+    ms_or_dash,
+    verdict_cell,
+    verdict_misses,
+)
 from harness.scoring import Probe, ToolScore, durations, read_probes, totals
 
 # Runs of each clean case the false-alarm rule asks for (the timing benchmark's default).
@@ -315,31 +322,7 @@ def _durations(group: DriversGroup) -> list[str]:
 
 
 def _misses(group: DriversGroup) -> list[str]:
-    ours = group.ours
-    lines: list[str] = []
-    for case in group.blocking():
-        found = ours.finding(case)
-        if not found.blocked:
-            lines.append(
-                f"- `{case.name}`: not detected (expected a hold at {case.label_text()})"
-                + (f"; {found.problem}" if found.problem else "")
-            )
-        elif not ours.exact(case):
-            lines.append(
-                f"- `{case.name}`: site {found.site or 'none'}, expected {case.label_text()}"
-            )
-    for case in group.clean():
-        runs = ours.clean_runs(case, group.repeat)
-        alarms = [run for run in runs if run.blocked]
-        errors = [run for run in runs if run.problem is not None]
-        if alarms:
-            worst = max(alarms, key=lambda run: run.ms or 0)
-            lines.append(
-                f"- `{case.name}`: {len(alarms)}/{len(runs)} false alarms, worst "
-                f"{worst.ms or 0:.0f} ms at {worst.site or 'no site'}"
-            )
-        if errors:
-            lines.append(f"- `{case.name}`: {len(errors)} errors: {errors[0].problem}")
+    lines = verdict_misses(group.ours, group.blocking(), group.clean(), group.repeat)
     return ["### pytest-noblock misses (drivers group)", "", *(lines or ["None."]), ""]
 
 

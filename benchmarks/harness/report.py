@@ -362,10 +362,12 @@ def ms_or_dash(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def _misses_section(bench: Benchmark) -> list[str]:
-    ours = bench.ours
+def verdict_misses(
+    ours: ToolScore, blocking: Sequence[Case], clean: Sequence[Case], repeat: int
+) -> list[str]:
+    """One line per blocking case missed or placed elsewhere, per clean case that alarmed."""
     lines: list[str] = []
-    for case in bench.blocking:
+    for case in blocking:
         found = ours.finding(case)
         if not found.blocked:
             lines.append(
@@ -376,18 +378,23 @@ def _misses_section(bench: Benchmark) -> list[str]:
             lines.append(
                 f"- `{case.name}`: site {found.site or 'none'}, expected {case.label_text()}"
             )
-    for case in bench.clean:
-        runs = ours.clean_runs(case, bench.repeat)
+    for case in clean:
+        runs = ours.clean_runs(case, repeat)
         alarms = [run for run in runs if run.blocked]
         errors = [run for run in runs if run.problem is not None]
         if alarms:
             worst = max(alarms, key=lambda run: run.ms or 0)
             lines.append(
                 f"- `{case.name}`: {len(alarms)}/{len(runs)} false alarms, worst "
-                f"{worst.ms:.0f} ms at {worst.site or 'no site'}"
+                f"{worst.ms or 0:.0f} ms at {worst.site or 'no site'}"
             )
         if errors:
             lines.append(f"- `{case.name}`: {len(errors)} errors: {errors[0].problem}")
+    return lines
+
+
+def _misses_section(bench: Benchmark) -> list[str]:
+    lines = verdict_misses(bench.ours, bench.blocking, bench.clean, bench.repeat)
     for item in bench.durations():
         if item.reliable and not item.ok:
             lines.append(
