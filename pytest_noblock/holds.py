@@ -110,7 +110,10 @@ def _just_entered(frame: FrameRecord) -> bool:
 
 def _representative(samples: Sequence[Sample]) -> tuple[Stack, bool]:
     """The owner's part of the stack at the call site where most of the time went."""
-    sliced = [(*_own_part(sample.stack), sample.weight_s) for sample in samples]
+    sliced = [
+        (*_own_part(sample.stack), 0.0 if _starting_a_thread(sample.stack) else sample.weight_s)
+        for sample in samples
+    ]
     sliced = [entry for entry in sliced if entry[0]]
     if not sliced:
         return (), False
@@ -119,6 +122,13 @@ def _representative(samples: Sequence[Sample]) -> tuple[Stack, bool]:
         time_per_site[_site_key(part)] += weight
     heaviest = max(time_per_site, key=time_per_site.__getitem__)
     return next((part, spawned) for part, spawned, _ in sliced if _site_key(part) == heaviest)
+
+
+def _starting_a_thread(stack: Stack) -> bool:
+    """Inside `Thread.start`, whose wait is not counted as held (see `steps`)."""
+    return any(
+        frame.filename == _STEPS_FILE and frame.function == "_timed_thread_start" for frame in stack
+    )
 
 
 def _site_key(stack: Stack) -> tuple[str, int]:
