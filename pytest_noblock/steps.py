@@ -261,7 +261,7 @@ def _timed_thread_start(
     but on a loaded machine the new thread can take tens of milliseconds to be scheduled
     and to get the GIL, while the loop thread sleeps in `start`: the calling code cannot
     help it. Each start still counts for up to `THREAD_START_S`, so a handler starting
-    threads by the hundred is still a hold. Costs two schedstat reads per thread started.
+    threads by the hundred is still a hold. Costs a schedstat read per start (two when slow).
     """
     start: Callable[[threading.Thread], None] = _THREAD_START.original or _THREAD_START.real
     clock = clocks.get(_get_ident())
