@@ -19,13 +19,10 @@ class MethodPatch:
         self.owner = owner
         self.name = name
         self.real: Callable[..., Any] = owner.__dict__[name]
-        # While installed: what the class held before us (usually `real`).
+        # While installed: what the class held before us (usually `real`). A wrapper calls
+        # `original or real`, which is safe from any thread, installed or not.
         self.original: Callable[..., Any] | None = None
         self.wrapper: Callable[..., Any] | None = None
-
-    def target(self) -> Callable[..., Any]:
-        """What the wrapper calls: safe from any thread, installed or not."""
-        return self.original or self.real
 
     def install(self, wrapper: Callable[..., Any]) -> None:
         if self.original is not None:
@@ -41,7 +38,3 @@ class MethodPatch:
         if self.owner.__dict__.get(self.name) is self.wrapper:
             setattr(self.owner, self.name, self.original)
         self.original = None
-
-    @property
-    def installed(self) -> bool:
-        return self.original is not None

@@ -49,7 +49,7 @@ class Segment:
         origin: Origin | None,
         seen: Observation,
         collecting_s: float,
-        starting_threads_s: float = 0.0,
+        starting_threads_s: float,
     ) -> None:
         self.start = start
         self.end = end

@@ -22,7 +22,7 @@ from harness.report import (
     _pct,
     _table,
     clean_cell,
-    ms_or_dash,
+    duration_table,
     verdict_cell,
     verdict_misses,
 )
@@ -286,18 +286,6 @@ def _durations(group: DriversGroup) -> list[str]:
     found = durations(group.ours, group.blocking(), group.probes)
     if not found:
         return []
-    rows = [
-        [
-            item.case,
-            f"{item.true_ms:.1f}",
-            f"{item.spread_ms:.1f}",
-            ms_or_dash(item.in_place_ms),
-            f"{item.reported_ms:.0f}",
-            f"{item.error_ms:+.1f}",
-            ("ok" if item.ok else "**off**") if item.reliable else "left out (spread)",
-        ]
-        for item in found
-    ]
     return [
         "### Duration: reported hold vs true hold (pytest-noblock)",
         "",
@@ -305,18 +293,7 @@ def _durations(group: DriversGroup) -> list[str]:
         "loop is asyncio's (TestClient's portal loop), else (trio) against the blocking call "
         "alone, right after its test.",
         "",
-        *_table(
-            [
-                "case",
-                "alone ms",
-                "alone spread ms",
-                "in place ms",
-                "reported ms",
-                "error ms",
-                "",
-            ],
-            rows,
-        ),
+        *duration_table(found),
         "",
     ]
 

@@ -102,16 +102,8 @@ class StepReferee:
         referee = self
 
         def timed_run(handle: asyncio.Handle) -> None:
-            before = _thread_schedstat()
-            started = time.perf_counter()
-            try:
-                original(handle)
-            finally:
-                wall = time.perf_counter() - started
-                after = _thread_schedstat()
-                waiting = max(after[1] - before[1], 0.0) if before and after else 0.0
-                held_ms = (wall - waiting) * 1000
-                referee.longest_ms = max(referee.longest_ms or 0.0, held_ms)
+            wall_ms, waiting_ms = time_probe(lambda: original(handle))
+            referee.longest_ms = max(referee.longest_ms or 0.0, wall_ms - waiting_ms)
 
         asyncio.Handle._run = timed_run  # type: ignore[method-assign]
         return self

@@ -15,6 +15,7 @@ from harness.scoring import (
     FIXED_COST_TARGET_MS,
     WALL_OVERHEAD_TARGET,
     Benchmark,
+    Duration,
     ToolScore,
     Totals,
 )
@@ -301,11 +302,8 @@ def _overhead_section(bench: Benchmark) -> list[str]:
     ]
 
 
-def _duration_section(bench: Benchmark) -> list[str]:
-    found = bench.durations()
-    if not found:
-        return []
-
+def duration_table(found: Sequence[Duration]) -> list[str]:
+    """Reported holds beside both true holds, one row per case."""
     rows = [
         [
             item.case,
@@ -319,6 +317,25 @@ def _duration_section(bench: Benchmark) -> list[str]:
         ]
         for item in found
     ]
+    return _table(
+        [
+            "case",
+            "alone ms",
+            "alone spread ms",
+            "in place ms",
+            "reported ms",
+            "error ms",
+            "error vs alone ms",
+            "",
+        ],
+        rows,
+    )
+
+
+def _duration_section(bench: Benchmark) -> list[str]:
+    found = bench.durations()
+    if not found:
+        return []
     kept = [item for item in found if item.reliable]
     errors = sorted(abs(item.error_ms) for item in kept) or [0.0]
     probe_errors = sorted(abs(item.probe_error_ms) for item in kept) or [0.0]
@@ -341,19 +358,7 @@ def _duration_section(bench: Benchmark) -> list[str]:
         f"against the probe alone: median {probe_errors[len(probe_errors) // 2]:.1f} ms, "
         f"worst {probe_errors[-1]:.1f} ms (cases kept).",
         "",
-        *_table(
-            [
-                "case",
-                "alone ms",
-                "alone spread ms",
-                "in place ms",
-                "reported ms",
-                "error ms",
-                "error vs alone ms",
-                "",
-            ],
-            rows,
-        ),
+        *duration_table(found),
         "",
     ]
 
