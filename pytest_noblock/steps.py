@@ -108,21 +108,44 @@ class Observation:
         self.usage_before: Usage | None = None
 
 
-OpenSegment = tuple[int, float, "Origin | None", float, float]
-"""(number, start, origin, GC time so far, thread-start waits so far): one tuple, so the
-watchdog never reads half an update."""
+OpenSegment = tuple[float, "Origin | None"]
+"""(start, origin): one tuple, so the watchdog never reads half an update. A new tuple is
+made for every segment, so its identity tells segments apart."""
+
+
+class SegmentTally:
+    """Adds up time the open segment lost to something (a collection, a thread start).
+
+    Such losses are rare next to segments: the tally starts again from zero when one is
+    added in a new segment, so opening a segment costs nothing here.
+    """
+
+    __slots__ = ("_segment", "_total_s")
+
+    def __init__(self) -> None:
+        self._segment: OpenSegment | None = None
+        self._total_s = 0.0
+
+    def add(self, segment: OpenSegment | None, seconds: float) -> None:
+        if segment is not self._segment:
+            self._segment = segment
+            self._total_s = 0.0
+        self._total_s += seconds
+
+    def of(self, segment: OpenSegment) -> float:
+        return self._total_s if segment is self._segment else 0.0
 
 
 class GarbageCollectorTime:
-    """Adds up the time the loop thread spends in garbage collections.
+    """Adds up, per segment, the time the loop thread spends in garbage collections.
 
     Only collections run by the loop thread count: one run by another thread while the
     loop thread sleeps in a blocking call takes nothing from the loop.
     """
 
-    def __init__(self, thread_ident: int) -> None:
-        self.total_s = 0.0
-        self._thread_ident = thread_ident
+    def __init__(self, clock: StepClock) -> None:
+        self.tally = SegmentTally()
+        self._clock = clock
         self._started: float | None = None
 
     def __call__(
@@ -133,10 +156,10 @@ class GarbageCollectorTime:
         _get_ident: Callable[[], int] = threading.get_ident,
     ) -> None:
         if phase == "start":
-            if _get_ident() == self._thread_ident:
+            if _get_ident() == self._clock.thread_ident:
                 self._started = _now()
         elif self._started is not None:
-            self.total_s += _now() - self._started
+            self.tally.add(self._clock.current, _now() - self._started)
             self._started = None
 
     def install(self) -> None:
@@ -150,7 +173,8 @@ class GarbageCollectorTime:
 class StepClock:
     """Splits one loop thread's time into segments and keeps the long ones.
 
-    `open` and `close` run for every callback of the loop: they stay small.
+    `open`, `close` and `switch` run for every callback of the loop and twice for every
+    request: they stay small.
     """
 
     MAX_KEPT = 500
@@ -158,12 +182,13 @@ class StepClock:
     def __init__(self, thread_ident: int, usage: ThreadUsage, keep_over_s: float) -> None:
         self.thread_ident = thread_ident
         self.usage = usage
-        self.gc = GarbageCollectorTime(thread_ident)
+        self.gc = GarbageCollectorTime(self)
+        # See `_timed_thread_start`.
+        self.thread_starts = SegmentTally()
         self.keep_over_s = keep_over_s
         self.current: OpenSegment | None = None
-        # See `_timed_thread_start`.
-        self.thread_starts_s = 0.0
-        self.observed: dict[int, Observation] = {}
+        # The watchdog's notes on the open segment, by its start.
+        self.observed: dict[float, Observation] = {}
         self.kept: list[Segment] = []
         self.dropped = 0
         self.steps = 0
@@ -172,7 +197,7 @@ class StepClock:
         if self.current is not None:
             self.close()
         self.steps += 1
-        self.current = (self.steps, _now(), origin, self.gc.total_s, self.thread_starts_s)
+        self.current = (_now(), origin)
 
     def close(self, _now: Callable[[], float] = time.perf_counter) -> None:
         current = self.current
@@ -180,19 +205,29 @@ class StepClock:
             return
         self.current = None
         end = _now()
-        if end - current[1] >= self.keep_over_s:
+        if end - current[0] >= self.keep_over_s:
             self._keep(current, end)
 
+    def switch(self, origin: Origin | None, _now: Callable[[], float] = time.perf_counter) -> None:
+        """A request started or ended inside the running step: `close` and `open` in one."""
+        current = self.current
+        if current is None:
+            return
+        at = _now()
+        if at - current[0] >= self.keep_over_s:
+            self._keep(current, at)
+        self.current = (at, origin)
+
     def _keep(self, current: OpenSegment, end: float) -> None:
-        number, start, origin, collected_before, starting_before = current
-        seen = self.observed.pop(number, None) or Observation()
+        start, origin = current
+        seen = self.observed.pop(start, None) or Observation()
         segment = Segment(
             start,
             end,
             origin,
             seen,
-            self.gc.total_s - collected_before,
-            self.thread_starts_s - starting_before,
+            self.gc.tally.of(current),
+            self.thread_starts.of(current),
         )
         if segment.usage_before is None:
             segment.usage_before = self.usage.nearest(start)
@@ -202,25 +237,14 @@ class StepClock:
         else:
             self.dropped += 1
 
-    def observe(self, number: int) -> Observation:
-        """The watchdog's notes on the open segment; older notes are dropped."""
-        seen = self.observed.get(number)
+    def observe(self, start: float) -> Observation:
+        """The watchdog's notes on the segment open since `start`; older notes are dropped."""
+        seen = self.observed.get(start)
         if seen is None:
-            for stale in [key for key in self.observed if key < number]:
+            for stale in [key for key in self.observed if key < start]:
                 del self.observed[stale]
-            seen = self.observed[number] = Observation()
+            seen = self.observed[start] = Observation()
         return seen
-
-    def switch(self, origin: Origin | None, _now: Callable[[], float] = time.perf_counter) -> None:
-        """A request started or ended inside the running step: `close` and `open` in one."""
-        current = self.current
-        if current is None:
-            return
-        at = _now()
-        if at - current[1] >= self.keep_over_s:
-            self._keep(current, at)
-        self.steps += 1
-        self.current = (self.steps, at, origin, self.gc.total_s, self.thread_starts_s)
 
 
 clocks: dict[int, StepClock] = {}
@@ -278,7 +302,7 @@ def _timed_thread_start(
             after = clock.usage.read()
             if before is not None and after is not None:
                 waited -= max(after.waiting_s - before.waiting_s, 0.0)
-            clock.thread_starts_s += max(waited, 0.0)
+            clock.thread_starts.add(clock.current, max(waited, 0.0))
 
 
 def install() -> None:

@@ -12,7 +12,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 # The real clocks are bound as default arguments, never as module attributes: freezegun
@@ -27,8 +27,8 @@ def _thread_cpu_time(
     return _clock_gettime(clock_id)
 
 
-@dataclass(frozen=True)
-class Usage:
+class Usage(NamedTuple):
+    # A tuple: the watchdog makes one on every tick, on the loop's time (it holds the GIL).
     at: float
     cpu_s: float
     waiting_s: float
@@ -49,8 +49,10 @@ class ThreadUsage:
                 self._cpu_clock = None
         self._history: deque[Usage] = deque(maxlen=32)
 
-    def read(self) -> Usage | None:
-        at = now()
+    def read(self, at: float | None = None) -> Usage | None:
+        """The usage now; `at` is the caller's reading of `now()`, if it just took one."""
+        if at is None:
+            at = now()
         if self._fd is not None:
             try:
                 fields = os.pread(self._fd, 128, 0).split()
@@ -64,9 +66,9 @@ class ThreadUsage:
                 return None
         return None
 
-    def remember(self) -> None:
+    def remember(self, at: float) -> None:
         """Called by the watchdog on every tick, so a step's start has a reading before it."""
-        usage = self.read()
+        usage = self.read(at)
         if usage is not None:
             self._history.append(usage)
 

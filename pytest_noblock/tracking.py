@@ -36,6 +36,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class TrackedApp:
     """An ASGI app wrapper that makes the request the owner of the loop time it uses."""
 
+    __slots__ = ("app",)
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -51,15 +53,18 @@ class TrackedApp:
         _reset_origin: Callable[[Token[Origin | None]], None] = current_origin.reset,
     ) -> None:
         # Runs for every request of a watched test: kept to a few local lookups.
-        outer = _get_origin()
+        ident = _get_ident()
+        clock = _clocks.get(ident)
+        current = clock.current if clock is not None else None
+        # The owner of the running segment is the caller's origin, read without a
+        # context lookup (a miss in the context's cache after every request's reset).
+        outer = current[1] if current is not None else _get_origin()
         if outer is PAUSED:
             # Sent from inside noblock_paused(): the request stays unwatched too.
             await self.app(scope, receive, send)
             return
         request = Request(scope)
         token = _set_origin(request)
-        ident = _get_ident()
-        clock = _clocks.get(ident)
         if clock is not None:
             clock.switch(request)
         try:
@@ -74,8 +79,9 @@ class TrackedApp:
 
 _HANDLE = MethodPatch(httpx.ASGITransport, "handle_async_request")
 # One tracked twin per transport, so the user's transport object is never modified.
-# Keyed by id() for speed; the transport is kept in the value so the id stays its own.
-_twins: dict[int, tuple[httpx.ASGITransport, httpx.ASGITransport]] = {}
+# Keyed by id() for speed, and any transport hashes; the value holds the transport, so
+# the id stays its own, and the app the twin wraps, in case the test swaps it.
+_twins: dict[int, tuple[httpx.ASGITransport, ASGIApp, httpx.ASGITransport]] = {}
 
 
 def _tracked_handle(
@@ -84,12 +90,12 @@ def _tracked_handle(
     # A plain function handing back the original coroutine: no extra coroutine layer
     # for every request.
     entry = _twins.get(id(self))
-    if entry is None or entry[0] is not self or entry[1].app.app is not self.app:  # type: ignore[attr-defined]
+    if entry is None or entry[0] is not self or entry[1] is not self.app:
         twin = copy.copy(self)
         twin.app = TrackedApp(self.app)
-        entry = _twins[id(self)] = (self, twin)
+        entry = _twins[id(self)] = (self, self.app, twin)
     handle: Callable[..., Coroutine[Any, Any, httpx.Response]] = _HANDLE.original or _HANDLE.real
-    return handle(entry[1], request)
+    return handle(entry[2], request)
 
 
 # httpx-ws's per-session stream class's `_run`, once httpx-ws has been imported.

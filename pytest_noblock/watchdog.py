@@ -116,10 +116,10 @@ class Watchdog:
         )
 
     def start(self) -> None:
-        self._usage.remember()
+        self._last_tick = now()
+        self._usage.remember(self._last_tick)
         if self._alarm is not None:
             self._alarm.rearm()
-        self._last_tick = now()
         self._thread.start()
 
     def stop(self) -> None:
@@ -143,13 +143,13 @@ class Watchdog:
         self._close_starved_stretch(at)
         since_last_tick = at - self._last_tick
         self._last_tick = at
-        self._usage.remember()
+        self._usage.remember(at)
         threadpool.sample()
         current = self._clock.current
-        if current is None or at - current[1] < self._sample_after_s:
+        if current is None or at - current[0] < self._sample_after_s:
             return
-        number, start = current[0], current[1]
-        seen = self._clock.observe(number)
+        start = current[0]
+        seen = self._clock.observe(start)
         if seen.usage_before is None:
             seen.usage_before = self._usage.nearest(start)
         if len(seen.samples) >= MAX_SAMPLES_PER_SEGMENT:
