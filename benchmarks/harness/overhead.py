@@ -21,7 +21,7 @@ from harness.project import INI
 
 BATCH = 100
 PAIRS = 20
-ROUNDS = 5
+ROUNDS = 11
 FIXED_PAIRS = 300
 
 TEST_MODULE = f'''"""Overhead of @pytest.mark.noblock: identical tests, with and without it."""

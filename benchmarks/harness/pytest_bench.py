@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import json
 import os
 import statistics
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
@@ -88,28 +90,46 @@ class StepReferee:
     A probe runs the blocking call alone, off the loop; the same call can cost more inside
     the request (a C encoder on a heap the app has churned). The loop is held for the
     whole step that made the call, so the longest step of the case's test, timed around
-    asyncio's `Handle._run` with its CPU waits taken out like the probe's, is the
-    reference. Kept independent of the plugin: plain `perf_counter` and schedstat.
+    asyncio's `Handle._run`, is the reference. Like the probe's, its time is wall time less
+    what the machine took (CPU waits) and, as a step may also pay for a garbage collection
+    of the whole test process's heap, less the collections run on the loop thread. Kept
+    independent of the plugin: plain `perf_counter`, schedstat and `gc.callbacks`.
     """
 
     def __init__(self) -> None:
         # None when no asyncio step ran (a trio case): its probe is then the reference.
         self.longest_ms: float | None = None
         self._original: Any = None
+        self._loop_thread = threading.get_ident()
+        self._collecting_s = 0.0
+        self._collection_started: float | None = None
+
+    def _on_collection(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            if threading.get_ident() == self._loop_thread:
+                self._collection_started = time.perf_counter()
+        elif self._collection_started is not None:
+            self._collecting_s += time.perf_counter() - self._collection_started
+            self._collection_started = None
 
     def __enter__(self) -> StepReferee:
         original = self._original = asyncio.Handle._run
         referee = self
 
         def timed_run(handle: asyncio.Handle) -> None:
+            collected_before = referee._collecting_s
             wall_ms, waiting_ms = time_probe(lambda: original(handle))
-            referee.longest_ms = max(referee.longest_ms or 0.0, wall_ms - waiting_ms)
+            collecting_ms = (referee._collecting_s - collected_before) * 1000
+            held_ms = wall_ms - waiting_ms - collecting_ms
+            referee.longest_ms = max(referee.longest_ms or 0.0, held_ms)
 
-        asyncio.Handle._run = timed_run  # type: ignore[method-assign]
+        asyncio.Handle._run = timed_run  # type: ignore[method-assign,assignment]
+        gc.callbacks.append(self._on_collection)
         return self
 
     def __exit__(self, *exc: object) -> None:
         asyncio.Handle._run = self._original  # type: ignore[method-assign]
+        gc.callbacks.remove(self._on_collection)
 
 
 @pytest.fixture(autouse=True)
