@@ -546,16 +546,10 @@ def test_vv_lists_every_hold(project: Project) -> None:
     project.tests(SEVERAL_HOLDS_TEST)
     result = project.run("-vv")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(
-        [
-            "noblock: 5 holds of the event loop over the 20 ms budget; worst: GET /sleep/180 *",
-            "GET /sleep/180 held the event loop for * ms*",
-            "GET /sleep/150 held the event loop for * ms*",
-            "GET /sleep/120 held the event loop for * ms*",
-            "GET /sleep/90 held the event loop for * ms*",
-            "GET /sleep/60 held the event loop for * ms*",
-        ]
-    )
+    result.stdout.fnmatch_lines(["noblock: 5 holds of the event loop over the 20 ms budget; *"])
+    # Each on its own: on a loaded machine a sleep can overrun enough to change the order.
+    for path in ("/sleep/180", "/sleep/150", "/sleep/120", "/sleep/90", "/sleep/60"):
+        result.stdout.fnmatch_lines([f"GET {path} held the event loop for * ms*"])
     result.stdout.no_fnmatch_line("*more holds (-vv shows them all)*")
 
 
