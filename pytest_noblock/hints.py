@@ -18,7 +18,17 @@ _OFF_THE_LOOP = (
 # (prefixes of a callee or library module, what it is, what to use instead), first match wins.
 _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (
-        ("requests", "urllib3", "http.client", "urllib.request", "httpx._client.Client"),
+        (
+            "requests",
+            "urllib3",
+            "http.client",
+            "urllib.request",
+            # httpx names its public classes `httpx.Client`; both clients land in httpcore.
+            "httpx.Client",
+            "httpx2.Client",
+            "httpcore",
+            "httpcore2",
+        ),
         "a blocking HTTP call",
         "use `httpx.AsyncClient` (`await client.get(...)`), "
         "or `await run_in_threadpool(requests.get, ...)`",

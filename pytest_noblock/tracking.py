@@ -4,11 +4,16 @@ Every `httpx.ASGITransport` is covered, the one behind `noblock_client` and any 
 builds itself: for the length of the watched test body, the transport hands each request
 to the app through a thin wrapper that names the request and cuts the step clock's
 segment at its edges. The wrapper passes scope, receive and send through untouched.
+httpx2's `ASGITransport` (the fork newer Starlette asks for) is covered the same way.
 
-httpx-ws's `ASGIWebSocketTransport` overrides `handle_async_request` and runs each WebSocket
-session's app in a task of its own, from a stream object it makes per session: that
-stream's app is wrapped the same way when the session starts, so the session's loop time
-is its request's (`WEBSOCKET /path`). Plain HTTP through that transport takes the path above.
+httpx-ws's `ASGIWebSocketTransport` (and httpx2's copy of it) overrides
+`handle_async_request` and runs each WebSocket session's app in a task of its own, from a
+stream object it makes per session: that stream's app is wrapped the same way when the
+session starts, so the session's loop time is its request's (`WEBSOCKET /path`). Plain
+HTTP through that transport takes the path above.
+
+All but httpx are patched only once the test's code has imported them: the plugin never
+imports a library for the user.
 """
 
 from __future__ import annotations
@@ -19,8 +24,6 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from contextvars import Token
 from typing import Any
-
-import httpx
 
 from . import steps
 from .origins import PAUSED, Origin, Request, current_origin
@@ -77,58 +80,84 @@ class TrackedApp:
                 clock.switch(outer)
 
 
-_HANDLE = MethodPatch(httpx.ASGITransport, "handle_async_request")
 # One tracked twin per transport, so the user's transport object is never modified.
 # Keyed by id() for speed, and any transport hashes; the value holds the transport, so
 # the id stays its own, and the app the twin wraps, in case the test swaps it.
-_twins: dict[int, tuple[httpx.ASGITransport, ASGIApp, httpx.ASGITransport]] = {}
+_twins: dict[int, tuple[Any, ASGIApp, Any]] = {}
 
 
-def _tracked_handle(
-    self: httpx.ASGITransport, request: httpx.Request
-) -> Coroutine[Any, Any, httpx.Response]:
-    # A plain function handing back the original coroutine: no extra coroutine layer
-    # for every request.
-    entry = _twins.get(id(self))
-    if entry is None or entry[0] is not self or entry[1] is not self.app:
-        twin = copy.copy(self)
-        twin.app = TrackedApp(self.app)
-        entry = _twins[id(self)] = (self, self.app, twin)
-    handle: Callable[..., Coroutine[Any, Any, httpx.Response]] = _HANDLE.original or _HANDLE.real
-    return handle(entry[2], request)
+def _tracking_handle(patch: MethodPatch) -> Callable[[Any, Any], Coroutine[Any, Any, Any]]:
+    """`handle_async_request` of one transport class, sending each request to the twin."""
+
+    def tracked_handle(self: Any, request: Any) -> Coroutine[Any, Any, Any]:
+        # A plain function handing back the original coroutine: no extra coroutine layer
+        # for every request.
+        entry = _twins.get(id(self))
+        if entry is None or entry[0] is not self or entry[1] is not self.app:
+            twin = copy.copy(self)
+            twin.app = TrackedApp(self.app)
+            entry = _twins[id(self)] = (self, self.app, twin)
+        handle: Callable[[Any, Any], Coroutine[Any, Any, Any]] = patch.original or patch.real
+        return handle(entry[2], request)
+
+    return tracked_handle
 
 
-# httpx-ws's per-session stream class's `_run`, once httpx-ws has been imported.
-_session_run: MethodPatch | None = None
+def _tracking_session_run(patch: MethodPatch) -> Callable[[Any], Coroutine[Any, Any, None]]:
+    """`_run` of one WebSocket session stream class, with the session's app tracked."""
+
+    def tracked_session_run(stream: Any) -> Coroutine[Any, Any, None]:
+        # `_run` is the session's task: it calls `stream.app` once. The stream is the
+        # library's own object for this one session, never the user's transport, so it
+        # may be changed. A session that outlives the test only keeps its harmless wrapper.
+        if not isinstance(stream.app, TrackedApp):
+            stream.app = TrackedApp(stream.app)
+        run: Callable[[Any], Coroutine[Any, Any, None]] = patch.original or patch.real
+        return run(stream)
+
+    return tracked_session_run
 
 
-def _tracked_session_run(stream: Any) -> Coroutine[Any, Any, None]:
-    # `_run` is the session's task: it calls `stream.app` once. The stream is httpx-ws's
-    # own object for this one session, never the user's transport, so it may be changed.
-    # A session that outlives the test only keeps its harmless wrapper.
-    if not isinstance(stream.app, TrackedApp):
-        stream.app = TrackedApp(stream.app)
-    assert _session_run is not None
-    run: Callable[[Any], Coroutine[Any, Any, None]] = _session_run.original or _session_run.real
-    return run(stream)
+# (module, class, method, the wrapper's maker) for every method patched per request.
+_METHODS: tuple[tuple[str, str, str, Callable[[MethodPatch], Callable[..., Any]]], ...] = (
+    ("httpx", "ASGITransport", "handle_async_request", _tracking_handle),
+    ("httpx2", "ASGITransport", "handle_async_request", _tracking_handle),
+    ("httpx_ws.transport", "ASGIWebSocketAsyncNetworkStream", "_run", _tracking_session_run),
+    (
+        "httpx2.websockets._transport",
+        "ASGIWebSocketAsyncNetworkStream",
+        "_run",
+        _tracking_session_run,
+    ),
+)
+# The patches made so far, by module and class, each with its wrapper.
+_patches: dict[tuple[str, str], tuple[MethodPatch, Callable[..., Any]]] = {}
+
+
+def _patch_for(
+    module: str, owner: str, method: str, wrapper_for: Callable[[MethodPatch], Callable[..., Any]]
+) -> tuple[MethodPatch, Callable[..., Any]] | None:
+    cls = getattr(sys.modules.get(module), owner, None)
+    if not isinstance(cls, type) or not callable(vars(cls).get(method)):
+        return None
+    found = _patches.get((module, owner))
+    # Checked against the class itself: a module imported again (pytester's in-process
+    # runs drop the modules a run imported) has classes of its own.
+    if found is None or found[0].owner is not cls:
+        patch = MethodPatch(cls, method)
+        found = _patches[(module, owner)] = (patch, wrapper_for(patch))
+    return found
 
 
 def install() -> None:
-    global _session_run
-    _HANDLE.install(_tracked_handle)
-    if _session_run is None:
-        # Only when the test's code has imported it: never import httpx-ws for the user.
-        stream = getattr(
-            sys.modules.get("httpx_ws.transport"), "ASGIWebSocketAsyncNetworkStream", None
-        )
-        if isinstance(stream, type) and callable(vars(stream).get("_run")):
-            _session_run = MethodPatch(stream, "_run")
-    if _session_run is not None:
-        _session_run.install(_tracked_session_run)
+    for module, owner, method, wrapper_for in _METHODS:
+        found = _patch_for(module, owner, method, wrapper_for)
+        if found is not None:
+            patch, wrapper = found
+            patch.install(wrapper)
 
 
 def uninstall() -> None:
-    _HANDLE.uninstall()
+    for patch, _ in _patches.values():
+        patch.uninstall()
     _twins.clear()
-    if _session_run is not None:
-        _session_run.uninstall()

@@ -193,6 +193,25 @@ def test_requests_get(project: Project, slow_http: str) -> None:
     assert_hold(result, source, line_of(source, "requests.get("), "a blocking HTTP call")
 
 
+@pytest.mark.parametrize("library", ["httpx", "httpx2"])
+def test_sync_httpx_client(project: Project, slow_http: str, library: str) -> None:
+    pytest.importorskip(library)
+    source = f"""
+        import {library}
+        from fastapi import FastAPI
+
+        app = FastAPI()
+
+        @app.get("/call")
+        async def call():
+            with {library}.Client(timeout=5) as client:
+                response = client.get({slow_http!r} + "/slow")
+            return response.json()
+        """
+    result = run_case(project, source)
+    assert_hold(result, source, line_of(source, "client.get("), "a blocking HTTP call")
+
+
 def test_file_read_from_a_slow_fifo(project: Project, tmp_path: Path) -> None:
     """Opening a FIFO waits until a writer comes: here a thread, 0.2 s after the test starts."""
     fifo = tmp_path / "slow.fifo"

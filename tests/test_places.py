@@ -471,3 +471,59 @@ def test_websocket_through_httpx_ws_then_timing_tests_in_the_same_run(
     )
     # Neither "the test's own code" nor "code outside the test": every hold had its request.
     result.stdout.no_fnmatch_line("*not counted against the app*")
+
+
+def test_httpx2_transports_are_tied_to_their_requests(project: Project) -> None:
+    # httpx2 is the fork Starlette's TestClient now asks for; its ASGITransport and its
+    # WebSocket transport (httpx-ws, vendored) are classes of their own.
+    pytest.importorskip("httpx2")
+    lines = hold_lines(WEBSOCKET_APP)
+    project.app(WEBSOCKET_APP)
+    project.tests(
+        """
+        import httpx2
+        import pytest
+        from httpx2.websockets import ASGIWebSocketTransport
+        from app import app
+
+
+        def client(transport):
+            return httpx2.AsyncClient(transport=transport, base_url="http://x")
+
+
+        @pytest.mark.noblock
+        async def test_http_blocking():
+            async with client(httpx2.ASGITransport(app=app)) as http:
+                assert (await http.get("/slow")).status_code == 200
+
+
+        @pytest.mark.noblock
+        async def test_http_clean():
+            async with client(httpx2.ASGITransport(app=app)) as http:
+                for _ in range(50):
+                    assert (await http.get("/fast")).status_code == 200
+
+
+        @pytest.mark.noblock
+        async def test_ws_blocking():
+            async with client(ASGIWebSocketTransport(app)) as http:
+                async with http.websocket("/ws") as ws:
+                    await ws.send_text("hold")
+                    assert await ws.receive_text() == "hold"
+        """
+    )
+    result = project.run("-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_http_blocking _*",
+            f"noblock: GET /slow held the event loop for * ms at app.py:{lines['slow']} "
+            "(budget 50 ms)",
+            "  handler   app:slow",
+            "*_ test_ws_blocking _*",
+            f"noblock: WEBSOCKET /ws held the event loop for * ms at app.py:"
+            f"{lines['websocket']} (budget 50 ms)",
+            "  handler   app:echo",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*not counted against the app*")
