@@ -1,0 +1,215 @@
+"""Running one test under the watch: what the plugin's `pytest_runtest_call` hands over.
+
+A sync test is watched on the loops its `TestClient` starts (`portals`); an async test's
+own function is wrapped to run under a `LoopWatch` on its loop. Either way, what was found
+ends as notes, a record for the CI gate and, when the app held the loop, the failure text.
+The state a test leaves for the report hooks sits in its stash, under the keys below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
+
+import pytest
+
+from . import steps, strict, strict_patches, strict_report, strict_wrappers, threadpool, tracking
+from .client import LifespanTransport
+from .holds import Hold
+from .portals import SyncWatch
+from .records import hold_record, make_record, strict_record
+from .report import failure_text, note_for
+from .session import Gate
+from .settings import MARKER, Settings
+from .watch import Findings, LoopWatch, wrap_test
+
+SETTINGS = pytest.StashKey[Settings]()
+DEFAULTS = pytest.StashKey[Settings]()
+TRANSPORTS = pytest.StashKey[list[LifespanTransport]]()
+CPU_ALARM = pytest.StashKey[bool]()
+FAILURE_TEXT = pytest.StashKey[str]()
+HEADLINE = pytest.StashKey[str]()
+NOTES = pytest.StashKey[list[str]]()
+GATE = pytest.StashKey[Gate]()
+RECORD = pytest.StashKey[dict[str, object]]()
+ALLOW_USED = pytest.StashKey[set[str]]()
+
+
+def run_sync_test(item: pytest.Function, settings: Settings) -> Generator[None, object, object]:
+    """A sync test: the loops watched are the ones its TestClient starts in portal threads."""
+    with SyncWatch(settings) as sync_watch:
+        try:
+            outcome = yield
+        except BaseException:
+            sync_watch.stop()
+            waits = threadpool.take()
+            if sync_watch.watched:
+                _record(item, sync_watch.findings(), None, waits, failed_already=True)
+            raise
+    # Under --noblock-all an unmarked test did not ask for a watch: no note for it.
+    if item.get_closest_marker(MARKER) is not None:
+        for note in sync_watch.notes():
+            add_note(item, note)
+    waits = threadpool.take()
+    if sync_watch.watched:
+        _fail_on_holds(item, sync_watch.findings(), None, waits)
+    return outcome
+
+
+def run_async_test(
+    item: pytest.Function,
+    settings: Settings | None,
+    transports: list[LifespanTransport],
+    test: Callable[..., Any],
+) -> Generator[None, object, object]:
+    """An async test: its own function, wrapped, runs on the loop its async plugin gives it."""
+    watch = LoopWatch(settings, item.config.stash[CPU_ALARM]) if settings is not None else None
+    item.obj = wrap_test(test, watch, transports)
+    recorder = None
+    if settings is not None and settings.strict:
+        recorder = strict.Recorder((*settings.allow, *settings.ini_allow))
+        item.obj = strict_patches.wrap_test(item.obj, recorder)
+    if watch is not None:
+        # An unmarked test using noblock_client is here only for its lifespan: it pays
+        # for no patch.
+        steps.install()
+        tracking.install()
+        threadpool.install()
+    try:
+        outcome = yield
+    except BaseException:
+        waits = _finish(item, watch, test)
+        if watch is not None and watch.started:
+            _record(item, watch.findings(), recorder, waits, failed_already=True)
+        raise
+    waits = _finish(item, watch, test)
+    if watch is not None:
+        if not watch.started:
+            # Under --noblock-all an unmarked test did not ask for a watch: no note for it.
+            if item.get_closest_marker(MARKER) is not None:
+                add_note(
+                    item,
+                    "nothing was watched: the test body did not run on asyncio's own event loop "
+                    "or trio (uvloop and others are not watched yet)",
+                )
+        else:
+            _fail_on_holds(item, watch.findings(), recorder, waits)
+    return outcome
+
+
+def _fail_on_holds(
+    item: pytest.Item,
+    findings: Findings,
+    recorder: strict.Recorder | None = None,
+    waits: threadpool.PoolWaits | None = None,
+) -> None:
+    text = _record(item, findings, recorder, waits, failed_already=False)
+    if text is not None:
+        item.stash[HEADLINE] = text.splitlines()[0]
+        pytest.fail(text, pytrace=False)
+
+
+def _finish(
+    item: pytest.Function, watch: LoopWatch | None, test: object
+) -> threadpool.PoolWaits | None:
+    """Undo everything the test was given; hands back this test's thread-pool waits."""
+    item.obj = test
+    if watch is not None:
+        watch.stop()
+    steps.uninstall()
+    tracking.uninstall()
+    strict_wrappers.uninstall()
+    threadpool.uninstall()
+    return threadpool.take()
+
+
+def _record(
+    item: pytest.Item,
+    findings: Findings,
+    recorder: strict.Recorder | None,
+    waits: threadpool.PoolWaits | None,
+    *,
+    failed_already: bool,
+) -> str | None:
+    """Notes go to the report; returns the failure text when the app held the loop."""
+    settings = item.stash[SETTINGS]
+    rootdir = str(item.config.rootpath)
+    for hold in findings.noted:
+        add_note(item, note_for(hold, settings.budget_s, rootdir))
+    if findings.dropped:
+        add_note(item, f"{findings.dropped} more long steps were not analysed (limit reached)")
+    known_calls = _strict_findings(item, recorder, findings) if recorder is not None else []
+    failing = _gate_records(item, settings, findings, known_calls, rootdir)
+    verbosity = item.config.get_verbosity()
+    texts = []
+    if failing:
+        texts.append(failure_text(failing, settings.budget_s, rootdir, verbosity))
+    if known_calls:
+        texts.append(strict_report.failure_text(known_calls, rootdir, verbosity))
+    if waits is not None:
+        failure = threadpool.failure_text(waits, settings.max_thread_wait_ms)
+        if failure is not None:
+            texts.append(failure)
+        else:
+            add_note(item, threadpool.describe(waits))
+    text = "\n\n".join(part for part in texts if part) or None
+    if text is not None and failed_already:
+        item.stash[FAILURE_TEXT] = text
+    return text
+
+
+def _strict_findings(
+    item: pytest.Item, recorder: strict.Recorder, findings: Findings
+) -> list[strict.Finding]:
+    """The known blocking calls that fail the test: not allowed, not already timed."""
+    settings = item.stash[SETTINGS]
+    timed = [
+        (hold.call_site.filename, hold.call_site.lineno)
+        for hold in findings.failing
+        if hold.call_site
+    ]
+    verdict = strict.judge(recorder, timed)
+    note = strict.stale_note(settings.allow, verdict.used)
+    if note is not None:
+        add_note(item, note)
+    item.config.stash.setdefault(ALLOW_USED, set()).update(verdict.used)
+    return verdict.findings
+
+
+def _gate_records(
+    item: pytest.Item,
+    settings: Settings,
+    findings: Findings,
+    known_calls: Sequence[strict.Finding],
+    rootdir: str,
+) -> list[Hold]:
+    """Records the test for the CI gate; returns the failing holds the baseline does not know."""
+    gate = item.config.stash[GATE]
+    holds, failing = [], []
+    for hold in findings.failing:
+        record = hold_record(hold, rootdir, failing=True)
+        record["baselined"] = gate.accepts(record)
+        holds.append(record)
+        if not record["baselined"]:
+            failing.append(hold)
+    holds += [hold_record(hold, rootdir, failing=False) for hold in findings.noted]
+    notes = item.stash.get(NOTES, [])
+    strict_records = [strict_record(finding, rootdir) for finding in known_calls]
+    item.stash[RECORD] = make_record(
+        item.nodeid, settings, holds, notes, findings.steps, strict_records
+    )
+    return failing
+
+
+def add_note(item: pytest.Item, note: str) -> None:
+    item.stash.setdefault(NOTES, []).append(note)
+
+
+def runs_async(item: pytest.Function) -> bool:
+    if "anyio_backend" in item.funcargs:
+        return True
+    if any(cls.__module__.startswith("pytest_asyncio") for cls in type(item).__mro__):
+        return True
+    plugins = item.config.pluginmanager
+    # Other async runners we do not know the inside of: trust them to run the test.
+    return any(plugins.hasplugin(name) for name in ("trio", "pytest_trio", "twisted", "tornasync"))
