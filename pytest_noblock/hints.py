@@ -23,11 +23,12 @@ _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
             "urllib3",
             "http.client",
             "urllib.request",
-            # httpx names its public classes `httpx.Client`; both clients land in httpcore.
+            # httpx names its public classes `httpx.Client`; a sync client lands in httpcore's
+            # sync half (its async half serves AsyncClient, the advice itself).
             "httpx.Client",
             "httpx2.Client",
-            "httpcore",
-            "httpcore2",
+            "httpcore._sync",
+            "httpcore2._sync",
         ),
         "a blocking HTTP call",
         "use `httpx.AsyncClient` (`await client.get(...)`), "

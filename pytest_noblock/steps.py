@@ -20,6 +20,7 @@ import asyncio
 import gc
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from .origins import Origin, current_origin
@@ -113,39 +114,38 @@ OpenSegment = tuple[float, "Origin | None"]
 made for every segment, so its identity tells segments apart."""
 
 
-class SegmentTally:
-    """Adds up time the open segment lost to something (a collection, a thread start).
+class LostTime:
+    """Stretches of the loop thread's time lost to something else, by when each began.
 
-    Such losses are rare next to segments: the tally starts again from zero when one is
-    added in a new segment, so opening a segment costs nothing here.
+    Rare next to segments (a collection, a slow thread start), so a segment pays for them
+    only when it is kept: `between` adds up the ones that began inside it. Kept by time,
+    not by segment, so a stretch that begins while a segment is being opened still lands
+    in the right one.
     """
 
-    __slots__ = ("_segment", "_total_s")
+    # More than any one segment sees; older entries belong to segments long closed.
+    KEPT = 256
 
     def __init__(self) -> None:
-        self._segment: OpenSegment | None = None
-        self._total_s = 0.0
+        self._log: deque[tuple[float, float]] = deque(maxlen=self.KEPT)
 
-    def add(self, segment: OpenSegment | None, seconds: float) -> None:
-        if segment is not self._segment:
-            self._segment = segment
-            self._total_s = 0.0
-        self._total_s += seconds
+    def add(self, began: float, seconds: float) -> None:
+        self._log.append((began, seconds))
 
-    def of(self, segment: OpenSegment) -> float:
-        return self._total_s if segment is self._segment else 0.0
+    def between(self, start: float, end: float) -> float:
+        return sum(seconds for began, seconds in list(self._log) if start <= began < end)
 
 
 class GarbageCollectorTime:
-    """Adds up, per segment, the time the loop thread spends in garbage collections.
+    """The time the loop thread spends in garbage collections, as `LostTime`.
 
     Only collections run by the loop thread count: one run by another thread while the
     loop thread sleeps in a blocking call takes nothing from the loop.
     """
 
-    def __init__(self, clock: StepClock) -> None:
-        self.tally = SegmentTally()
-        self._clock = clock
+    def __init__(self, thread_ident: int) -> None:
+        self.lost = LostTime()
+        self._thread_ident = thread_ident
         self._started: float | None = None
 
     def __call__(
@@ -156,10 +156,10 @@ class GarbageCollectorTime:
         _get_ident: Callable[[], int] = threading.get_ident,
     ) -> None:
         if phase == "start":
-            if _get_ident() == self._clock.thread_ident:
+            if _get_ident() == self._thread_ident:
                 self._started = _now()
         elif self._started is not None:
-            self.tally.add(self._clock.current, _now() - self._started)
+            self.lost.add(self._started, _now() - self._started)
             self._started = None
 
     def install(self) -> None:
@@ -182,9 +182,9 @@ class StepClock:
     def __init__(self, thread_ident: int, usage: ThreadUsage, keep_over_s: float) -> None:
         self.thread_ident = thread_ident
         self.usage = usage
-        self.gc = GarbageCollectorTime(self)
+        self.gc = GarbageCollectorTime(thread_ident)
         # See `_timed_thread_start`.
-        self.thread_starts = SegmentTally()
+        self.thread_starts = LostTime()
         self.keep_over_s = keep_over_s
         self.current: OpenSegment | None = None
         # The watchdog's notes on the open segment, by its start.
@@ -216,6 +216,8 @@ class StepClock:
         at = _now()
         if at - current[0] >= self.keep_over_s:
             self._keep(current, at)
+            # Keeping it took a little time of its own: not the new segment's.
+            at = _now()
         self.current = (at, origin)
 
     def _keep(self, current: OpenSegment, end: float) -> None:
@@ -226,8 +228,8 @@ class StepClock:
             end,
             origin,
             seen,
-            self.gc.tally.of(current),
-            self.thread_starts.of(current),
+            self.gc.lost.between(start, end),
+            self.thread_starts.between(start, end),
         )
         if segment.usage_before is None:
             segment.usage_before = self.usage.nearest(start)
@@ -241,8 +243,9 @@ class StepClock:
         """The watchdog's notes on the segment open since `start`; older notes are dropped."""
         seen = self.observed.get(start)
         if seen is None:
-            for stale in [key for key in self.observed if key < start]:
-                del self.observed[stale]
+            # A copy of the keys: the CPU alarm's handler may add notes meanwhile.
+            for stale in [key for key in list(self.observed) if key < start]:
+                self.observed.pop(stale, None)
             seen = self.observed[start] = Observation()
         return seen
 
@@ -302,7 +305,7 @@ def _timed_thread_start(
             after = clock.usage.read()
             if before is not None and after is not None:
                 waited -= max(after.waiting_s - before.waiting_s, 0.0)
-            clock.thread_starts.add(clock.current, max(waited, 0.0))
+            clock.thread_starts.add(started, max(waited, 0.0))
 
 
 def install() -> None:

@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from contextvars import Token
 from typing import Any
 
+import httpx  # noqa: F401 - the plugin's own client: its transport is patched from import on
+
 from . import steps
 from .origins import PAUSED, Origin, Request, current_origin
 from .patching import MethodPatch
@@ -56,18 +58,15 @@ class TrackedApp:
         _reset_origin: Callable[[Token[Origin | None]], None] = current_origin.reset,
     ) -> None:
         # Runs for every request of a watched test: kept to a few local lookups.
-        ident = _get_ident()
-        clock = _clocks.get(ident)
-        current = clock.current if clock is not None else None
-        # The owner of the running segment is the caller's origin, read without a
-        # context lookup (a miss in the context's cache after every request's reset).
-        outer = current[1] if current is not None else _get_origin()
+        outer = _get_origin()
         if outer is PAUSED:
             # Sent from inside noblock_paused(): the request stays unwatched too.
             await self.app(scope, receive, send)
             return
         request = Request(scope)
         token = _set_origin(request)
+        ident = _get_ident()
+        clock = _clocks.get(ident)
         if clock is not None:
             clock.switch(request)
         try:
@@ -144,17 +143,26 @@ def _patch_for(
     # Checked against the class itself: a module imported again (pytester's in-process
     # runs drop the modules a run imported) has classes of its own.
     if found is None or found[0].owner is not cls:
+        if found is not None:
+            found[0].uninstall()
         patch = MethodPatch(cls, method)
         found = _patches[(module, owner)] = (patch, wrapper_for(patch))
     return found
 
 
+def _found_patches() -> list[tuple[MethodPatch, Callable[..., Any]]]:
+    found = (_patch_for(*entry) for entry in _METHODS)
+    return [entry for entry in found if entry is not None]
+
+
+# Made now for the libraries already imported (httpx always is), so that each patch keeps
+# the library's own method: a fixture patching it before a test cannot pass for it.
+_found_patches()
+
+
 def install() -> None:
-    for module, owner, method, wrapper_for in _METHODS:
-        found = _patch_for(module, owner, method, wrapper_for)
-        if found is not None:
-            patch, wrapper = found
-            patch.install(wrapper)
+    for patch, wrapper in _found_patches():
+        patch.install(wrapper)
 
 
 def uninstall() -> None:

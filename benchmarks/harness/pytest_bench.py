@@ -90,37 +90,39 @@ class StepReferee:
     A probe runs the blocking call alone, off the loop; the same call can cost more inside
     the request (a C encoder on a heap the app has churned). The loop is held for the
     whole step that made the call, so the longest step of the case's test, timed around
-    asyncio's `Handle._run`, is the reference. Like the probe's, its time is wall time less
-    what the machine took (CPU waits) and, as a step may also pay for a garbage collection
-    of the whole test process's heap, less the collections run on the loop thread. Kept
-    independent of the plugin: plain `perf_counter`, schedstat and `gc.callbacks`.
+    asyncio's `Handle._run`, is the reference. Its time is wall time less what the machine
+    took (CPU waits, as for the probe) and, as a step may also pay for a garbage collection
+    of the whole test process's heap, less the collections its own thread ran (a TestClient
+    case's steps run on a portal thread). Kept independent of the plugin: plain
+    `perf_counter`, schedstat and `gc.callbacks`.
     """
 
     def __init__(self) -> None:
         # None when no asyncio step ran (a trio case): its probe is then the reference.
         self.longest_ms: float | None = None
         self._original: Any = None
-        self._loop_thread = threading.get_ident()
-        self._collecting_s = 0.0
-        self._collection_started: float | None = None
+        # Per thread: seconds spent in collections so far, and when the current one began.
+        self._collecting_s: dict[int, float] = {}
+        self._collection_started: dict[int, float] = {}
 
     def _on_collection(self, phase: str, info: dict[str, int]) -> None:
+        thread = threading.get_ident()
         if phase == "start":
-            if threading.get_ident() == self._loop_thread:
-                self._collection_started = time.perf_counter()
-        elif self._collection_started is not None:
-            self._collecting_s += time.perf_counter() - self._collection_started
-            self._collection_started = None
+            self._collection_started[thread] = time.perf_counter()
+        elif thread in self._collection_started:
+            took = time.perf_counter() - self._collection_started.pop(thread)
+            self._collecting_s[thread] = self._collecting_s.get(thread, 0.0) + took
 
     def __enter__(self) -> StepReferee:
         original = self._original = asyncio.Handle._run
         referee = self
 
         def timed_run(handle: asyncio.Handle) -> None:
-            collected_before = referee._collecting_s
+            thread = threading.get_ident()
+            collected_before = referee._collecting_s.get(thread, 0.0)
             wall_ms, waiting_ms = time_probe(lambda: original(handle))
-            collecting_ms = (referee._collecting_s - collected_before) * 1000
-            held_ms = wall_ms - waiting_ms - collecting_ms
+            collected_ms = (referee._collecting_s.get(thread, 0.0) - collected_before) * 1000
+            held_ms = wall_ms - waiting_ms - collected_ms
             referee.longest_ms = max(referee.longest_ms or 0.0, held_ms)
 
         asyncio.Handle._run = timed_run  # type: ignore[method-assign,assignment]
