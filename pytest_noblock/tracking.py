@@ -80,8 +80,9 @@ class TrackedApp:
 
 
 # One tracked twin per transport, so the user's transport object is never modified.
-# Keyed by id() for speed, and any transport hashes; the value holds the transport, so
-# the id stays its own, and the app the twin wraps, in case the test swaps it.
+# Keyed by id(): fast, and fine for a transport class that is not hashable. The value
+# holds the transport, so the id stays its own, and the app the twin wraps, in case the
+# test swaps it.
 _twins: dict[int, tuple[Any, ASGIApp, Any]] = {}
 
 
