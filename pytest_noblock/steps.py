@@ -133,6 +133,7 @@ class LostTime:
         self._log.append((began, seconds))
 
     def between(self, start: float, end: float) -> float:
+        # A copy: a collection set off while summing appends to the log.
         return sum(seconds for began, seconds in list(self._log) if start <= began < end)
 
 

@@ -4,24 +4,9 @@ from __future__ import annotations
 
 import fastapi  # noqa: F401
 import pytest
-from conftest import Project
+from conftest import SLOW_AND_FAST_APP, SLOW_REPORT, Project
 
-APP = """
-import time
-from fastapi import FastAPI
-
-app = FastAPI()
-
-@app.get("/slow")
-async def slow():
-    time.sleep(0.2)
-    return {}
-
-@app.get("/fast")
-async def fast():
-    return {"ok": True}
-"""
-SLEEP_LINE = APP.lstrip("\n").splitlines().index("    time.sleep(0.2)") + 1
+APP = SLOW_AND_FAST_APP
 
 TESTS = """
 import httpx
@@ -61,14 +46,7 @@ def test_trio_and_asyncio_backends(project: Project) -> None:
         result.stdout.fnmatch_lines(
             [f"FAILED test_app.py::test_blocking[[]{backend}[]] - *noblock: GET /slow held*"]
         )
-    result.stdout.fnmatch_lines(
-        [
-            "noblock: GET /slow held the event loop for * ms at app.py:"
-            f"{SLEEP_LINE} (budget 50 ms)",
-            "  handler   app:slow",
-            f"  call      app.py:{SLEEP_LINE} in slow",
-        ]
-    )
+    result.stdout.fnmatch_lines(SLOW_REPORT[:3])
     result.stdout.no_fnmatch_line("*nothing was watched*")
 
 
