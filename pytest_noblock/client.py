@@ -210,6 +210,7 @@ class Lifespan:
                 self._trio_scope.cancel()
 
     async def _run_on_trio(self) -> None:
+        __tracebackhide__ = True
         import trio
 
         with trio.CancelScope() as scope:
@@ -218,6 +219,7 @@ class Lifespan:
         self._trio_scope = None
 
     async def _run(self) -> None:
+        __tracebackhide__ = True
         assert self._startup_done is not None
         assert self._shutdown_done is not None
         scope: Scope = {
@@ -299,6 +301,7 @@ class WithState:
         self._state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        __tracebackhide__ = True
         if scope["type"] in ("http", "websocket") and self._state:
             # In place: the router writes the endpoint into this same dict, which is
             # where the report finds the handler's name.
@@ -314,6 +317,7 @@ class LifespanTransport(httpx.AsyncBaseTransport):
         self._inner = httpx.ASGITransport(app=WithState(app, self.lifespan.state))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        __tracebackhide__ = True
         await self.lifespan.start()
         return await self._inner.handle_async_request(request)
 

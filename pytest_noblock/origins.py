@@ -44,21 +44,35 @@ class Paused(Origin):
 class Request(Origin):
     """One request to the app, and the handler the app routed it to."""
 
-    __slots__ = ("scope",)
+    __slots__ = ("app", "scope")
     blamed = True
 
-    def __init__(self, scope: MutableMapping[str, Any]) -> None:
+    def __init__(self, scope: MutableMapping[str, Any], app: object = None) -> None:
         # The router writes the endpoint into the scope; everything is read from it only
         # when a report needs it, so fast requests pay nothing for it.
         self.scope = scope
+        self.app = app
 
     def describe(self) -> str:
         method = self.scope.get("method") or self.scope.get("type", "?").upper()
-        return f"{method} {self.scope.get('path', '/')}"
+        return f"{method} {route_template(self.scope)}"
 
     @property
     def handler(self) -> str | None:
         return handler_name(self.scope)
+
+    @property
+    def frameworks(self) -> frozenset[str]:
+        """The packages whose code serves this request: those of the app's classes."""
+        packages: set[str] = set()
+        for app in (self.scope.get("app"), self.app):
+            # The plugin's own wrappers (the client's lifespan state) hand the app on.
+            while type(app).__module__.startswith(__package__ + "."):
+                app = getattr(app, "app", None)
+            if app is not None:
+                packages.update(cls.__module__.partition(".")[0] for cls in type(app).__mro__)
+        packages.discard("builtins")
+        return frozenset(packages)
 
 
 TEST_CODE = TestCode()
@@ -76,3 +90,36 @@ def handler_name(scope: Mapping[str, Any]) -> str | None:
     module = getattr(endpoint, "__module__", None)
     name = getattr(endpoint, "__qualname__", None) or type(endpoint).__qualname__
     return f"{module}:{name}" if module else name
+
+
+def route_template(scope: Mapping[str, Any]) -> str:
+    """The path as the app's route declares it (`/users/{id}`), so reports and baselines
+    group a route's requests, whatever ids they carried."""
+    path: str = scope.get("path", "/")
+    params = scope.get("path_params")
+    if not params or not isinstance(params, Mapping):
+        return path
+    route_format = getattr(scope.get("route"), "path_format", None)
+    if isinstance(route_format, str):
+        try:
+            concrete = route_format.format(**{name: str(v) for name, v in params.items()})
+        except (KeyError, IndexError, ValueError):
+            concrete = None
+        # A mounted router's routes are relative to their mount: keep its prefix.
+        if concrete is not None and path.endswith(concrete):
+            return path[: len(path) - len(concrete)] + route_format
+    rest = dict(params)
+    for name, value in params.items():
+        text = str(value)
+        # A `{name:path}` parameter spans segments: it ends the path.
+        if "/" in text and path.endswith(text):
+            path = path[: -len(text)] + "{" + name + "}"
+            del rest[name]
+    segments = path.split("/")
+    for name, value in rest.items():
+        text = str(value)
+        for index, segment in enumerate(segments):
+            if segment == text:
+                segments[index] = "{" + name + "}"
+                break
+    return "/".join(segments)

@@ -73,6 +73,7 @@ def hold_record(hold: Hold, rootdir: str, *, failing: bool, baselined: bool = Fa
         "landed": _frame(hold.landed, rootdir) if hold.landed is not None else None,
         "app_stack": [_frame(frame, rootdir) for frame in hold.app_frames],
         "hint": None if hint is None else {"why": hint.what, "instead": hint.instead},
+        "phase": hold.phase,
     }
 
 

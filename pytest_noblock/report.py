@@ -80,6 +80,8 @@ def describe_hold(
         field("call", "not caught: the hold ended before the watchdog could look")
     else:
         lines.extend(call_lines(site, rootdir))
+    if hold.phase is not None:
+        field("phase", f"{hold.phase}: no line of the app's own code was running")
     if hold.landed is not None:
         field("landed in", _where(hold.landed, rootdir))
     frames: Sequence[FrameRecord] = (

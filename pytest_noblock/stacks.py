@@ -18,7 +18,7 @@ from functools import lru_cache
 from itertools import islice
 from types import CodeType, FrameType, ModuleType
 
-_PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
+PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 @dataclass(frozen=True)
@@ -39,11 +39,35 @@ class FrameRecord:
 
     @property
     def is_plugin(self) -> bool:
-        return self.filename.startswith(_PLUGIN_DIR + os.sep)
+        return self.filename.startswith(PLUGIN_DIR)
 
 
 Stack = tuple[FrameRecord, ...]
 """Outermost frame first."""
+
+
+def passes_through(code: CodeType) -> bool:
+    """Is this plugin function a wrapper that only hands the app's call on?
+
+    Such wrappers (strict mode's, the request tracker's, the test's) sit in the app's call
+    path and declare `__tracebackhide__`, as pytest asks of frames a user should not see.
+    Any other plugin frame on the loop thread is the plugin's own work done in the middle
+    of the app's: a garbage-collection callback, a signal handler.
+    """
+    return "__tracebackhide__" in code.co_varnames
+
+
+def without_plugin(stack: Stack) -> Stack:
+    """The stack as the app's own code made it: the plugin's wrappers left out, and its
+    own work (with everything it called) cut off."""
+    kept: list[FrameRecord] = []
+    for frame in stack:
+        if frame.is_plugin:
+            if frame.code is not None and passes_through(frame.code):
+                continue
+            break
+        kept.append(frame)
+    return tuple(kept)
 
 
 def capture(frame: FrameType | None) -> Stack:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from .origins import Request, current_origin
-from .stacks import FrameRecord, Stack, capture
+from .stacks import PLUGIN_DIR, FrameRecord, Stack, capture, without_plugin
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _CUT_FILES = (os.path.join(_HERE, "tracking.py"), os.path.join(_HERE, "steps.py"))
@@ -104,9 +104,17 @@ class Recorder:
         kwargs: dict[str, Any],
         frame: FrameType | None,
     ) -> Any:
+        __tracebackhide__ = True
         if self._running:
             outer = self._running[0]
-            if outer is not None and callee not in outer.then and frame is not None:
+            # A call the plugin's own stand-in made on the app's behalf (a cursor for
+            # `connection.execute`) is the same call, not where it landed.
+            if (
+                outer is not None
+                and callee not in outer.then
+                and frame is not None
+                and not frame.f_code.co_filename.startswith(PLUGIN_DIR)
+            ):
                 outer.then.append(callee)
                 # Where it waits: the socket call, else the first call past a lookup.
                 if callee.startswith("socket.socket.") and not outer.on_socket:
@@ -193,8 +201,8 @@ def own_part(stack: Stack) -> Stack:
     """What runs inside the request (or a task it spawned): cut the test and the loop."""
     for index in range(len(stack) - 1, -1, -1):
         if stack[index].filename in _CUT_FILES:
-            return stack[index + 1 :]
-    return stack
+            return without_plugin(stack[index + 1 :])
+    return without_plugin(stack)
 
 
 def _site_index(stack: Stack) -> int:

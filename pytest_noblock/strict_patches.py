@@ -243,6 +243,7 @@ def _sqlite_connect(sqlite3: ModuleType, wrapper: Callable[..., Any]) -> Callabl
 
     @functools.wraps(wrapper)
     def connect(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
         # Only a connection the request opens on the loop thread: another thread's
         # connection, or one with the app's own factory, is left as it is.
         if (
@@ -265,6 +266,7 @@ def wrap_test(test: TestFunction, recorder: Recorder) -> TestFunction:
 
     @functools.wraps(test)
     async def run_strict(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
         install(recorder)
         try:
             return await test(*args, **kwargs)

@@ -75,6 +75,7 @@ class _MeteredPool:
         self.holders: Counter[str] = Counter()
 
     async def run_sync(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
         limiter = kwargs.get("limiter") or anyio.to_thread.current_default_thread_limiter()
         task = _borrower()
         if task is not None:
@@ -135,6 +136,7 @@ class _MeteredLimiter:
         self._limiter = limiter
 
     async def __aenter__(self) -> None:
+        __tracebackhide__ = True
         # asyncio's worker code: `async with limiter`, on behalf of the current task.
         await self._acquire(self._limiter.acquire)
 
@@ -142,6 +144,7 @@ class _MeteredLimiter:
         self._limiter.release()
 
     async def acquire_on_behalf_of(self, borrower: object) -> None:
+        __tracebackhide__ = True
         # trio's worker code borrows for a placeholder object, not for the task.
         self._pool.borrowers[id(borrower)] = (borrower, current_origin.get())
         await self._acquire(lambda: self._limiter.acquire_on_behalf_of(borrower))
@@ -151,6 +154,7 @@ class _MeteredLimiter:
         self._limiter.release_on_behalf_of(borrower)
 
     async def _acquire(self, acquire: Callable[[], Awaitable[None]]) -> None:
+        __tracebackhide__ = True
         stats = self._limiter.statistics()
         if stats.tasks_waiting == 0 and stats.borrowed_tokens < stats.total_tokens:
             await acquire()

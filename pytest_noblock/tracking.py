@@ -57,13 +57,14 @@ class TrackedApp:
         _set_origin: Callable[[Origin | None], Token[Origin | None]] = current_origin.set,
         _reset_origin: Callable[[Token[Origin | None]], None] = current_origin.reset,
     ) -> None:
+        __tracebackhide__ = True
         # Runs for every request of a watched test: kept to a few local lookups.
         outer = _get_origin()
         if outer is PAUSED:
             # Sent from inside noblock_paused(): the request stays unwatched too.
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
+        request = Request(scope, self.app)
         token = _set_origin(request)
         ident = _get_ident()
         clock = _clocks.get(ident)
@@ -90,6 +91,7 @@ def _tracking_handle(patch: MethodPatch) -> Callable[[Any, Any], Coroutine[Any, 
     """`handle_async_request` of one transport class, sending each request to the twin."""
 
     def tracked_handle(self: Any, request: Any) -> Coroutine[Any, Any, Any]:
+        __tracebackhide__ = True
         # A plain function handing back the original coroutine: no extra coroutine layer
         # for every request.
         entry = _twins.get(id(self))
@@ -107,6 +109,7 @@ def _tracking_session_run(patch: MethodPatch) -> Callable[[Any], Coroutine[Any, 
     """`_run` of one WebSocket session stream class, with the session's app tracked."""
 
     def tracked_session_run(stream: Any) -> Coroutine[Any, Any, None]:
+        __tracebackhide__ = True
         # `_run` is the session's task: it calls `stream.app` once. The stream is the
         # library's own object for this one session, never the user's transport, so it
         # may be changed. A session that outlives the test only keeps its harmless wrapper.

@@ -112,6 +112,7 @@ def wrap_test(
 
     @functools.wraps(test)
     async def run_watched(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
         token = current_origin.set(TEST_CODE)
         # Watched from before the lifespan starts until after it shut down: a hold there
         # is the lifespan's (a note), never missed.

@@ -5,7 +5,7 @@ budget, it records the loop thread's stack, so the report can say where the time
 
 A C call that keeps the GIL (`json.dumps` of a large object, `zlib.compress`) stops every
 Python thread, this one included, so the watchdog cannot look while it runs. For that case
-it keeps a CPU-time alarm (`ITIMER_VIRTUAL`) armed and re-arms it on every tick: as long as
+it keeps a CPU-time alarm (`ITIMER_PROF`) armed and re-arms it on every tick: as long as
 the watchdog runs, the alarm never goes off. When the process burns CPU while the watchdog
 is starved, it does, and Python runs the alarm's handler on the main thread as soon as the
 C call returns: still inside the same step, with the frame that made the call in hand.
@@ -29,7 +29,9 @@ from .steps import Sample, StepClock
 from .threadtime import ThreadUsage, now
 
 MAX_SAMPLES_PER_SEGMENT = 48
-_ALARM = getattr(signal, "SIGVTALRM", None)
+# The profiling timer counts system time too: building a 200 MB string is mostly page
+# faults, which a user-time alarm (`ITIMER_VIRTUAL`) never sees.
+_ALARM = getattr(signal, "SIGPROF", None)
 
 
 # How many pytest sessions in this process hold the alarm's signal (pytester runs nest),
@@ -42,7 +44,7 @@ def prepare_cpu_alarm() -> bool:
     """Called once per session, on the main thread: may the CPU-time alarm be used?
 
     Its signal is ignored between tests, so an alarm already on its way when a test ends
-    cannot kill the process (the default action of SIGVTALRM). A signal nobody handles
+    cannot kill the process (the default action of SIGPROF). A signal nobody handles
     (default or ignored: ignored is inherited from a parent process, pytest running pytest
     for one) is free to use; someone else's handler means it is theirs: then we do without.
     """
@@ -80,10 +82,10 @@ class CpuAlarm:
         signal.signal(self._signal, lambda signum, frame: on_alarm(frame))
 
     def rearm(self) -> None:
-        signal.setitimer(signal.ITIMER_VIRTUAL, self.after_s)
+        signal.setitimer(signal.ITIMER_PROF, self.after_s)
 
     def close(self) -> None:
-        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
         signal.signal(self._signal, signal.SIG_IGN)
 
 

@@ -279,6 +279,8 @@ def test_every_family_is_caught_however_fast(
         assert_found(result, source, needle, called)
     assert "acquire(blocking=False)" not in result.stdout.str()  # never waits
     result.stdout.fnmatch_lines(["  request   GET /call", "  handler   app:call"])
+    # Nothing of the plugin's own: not its wrappers, not its stand-ins.
+    result.stdout.no_fnmatch_line("*pytest_noblock*")
 
 
 def test_the_report_names_the_requests_line_where_it_landed_and_what_to_do(

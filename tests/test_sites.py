@@ -1,0 +1,272 @@
+"""Where a hold is said to be: a line the user can act on, the same on every run.
+
+The site is the app's own line that led into the work, or, when the app has no frame on
+the stack at all, the framework's line and phase; never the deepest library line of one
+sample, and never a line of the plugin itself.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Kept in sys.modules between in-process runs (see test_kinds.py).
+import fastapi  # noqa: F401
+import pytest
+from conftest import Project, line_of
+
+PLUGIN_PATH = re.compile(r"pytest_noblock[/\\]")
+
+
+def assert_plugin_never_named(result: pytest.RunResult) -> None:
+    named = [line for line in result.stdout.lines if PLUGIN_PATH.search(line)]
+    assert not named, "the report names the plugin:\n" + "\n".join(named)
+
+
+HUGE_RESPONSE_APP = """
+    from fastapi import FastAPI
+    from pydantic import BaseModel
+
+    app = FastAPI()
+
+    class Row(BaseModel):
+        id: int
+        name: str
+        tags: list[str]
+
+    @app.get("/rows", response_model=list[Row])
+    async def rows():
+        return ROWS
+
+    ROWS = [{"id": n, "name": f"row {n}", "tags": ["a", "b"]} for n in range(150_000)]
+    """
+
+
+def test_a_hold_serializing_a_huge_response_never_names_the_plugin(project: Project) -> None:
+    project.app(HUGE_RESPONSE_APP)
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock(20)
+        async def test_rows(noblock_client):
+            assert (await noblock_client.get("/rows")).status_code == 200
+        """
+    )
+    result = project.run("-vv")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["noblock: GET /rows held the event loop for *"])
+    assert_plugin_never_named(result)
+
+
+def test_test_code_building_a_huge_string_is_named_at_its_line(project: Project) -> None:
+    # Mostly system time (page faults) in one C call that keeps the GIL: only a CPU-time
+    # alarm that counts system time sees it while it runs.
+    source = """
+        import pytest
+
+        @pytest.mark.noblock(20, count_test_code=True)
+        async def test_big():
+            data = "x" * (200 * 2**20)
+            assert len(data) > 0
+        """
+    project.app("app = None\n")
+    project.tests(source)
+    result = project.run("-vv")
+    result.assert_outcomes(failed=1)
+    # The alarm's handler runs at the next call after the C call returned: on the line
+    # that follows it here, still in the test's own code.
+    result.stdout.fnmatch_lines(
+        [
+            "noblock: the test's own code held the event loop for * at test_app.py:* (budget 20*",
+            "  call      test_app.py:* in test_big",
+        ]
+    )
+    assert_plugin_never_named(result)
+
+
+def site_of(result: pytest.RunResult) -> str:
+    """The `call` field of the one hold in a report: `path:line in function`."""
+    calls = [line for line in result.stdout.lines if line.startswith("  call      ")]
+    assert len(calls) == 1, result.stdout.str()
+    return calls[0].removeprefix("  call      ")
+
+
+def test_a_hold_with_no_app_line_is_named_at_the_frameworks_phase_the_same_every_run(
+    project: Project,
+) -> None:
+    project.app(HUGE_RESPONSE_APP)
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock(20)
+        async def test_rows(noblock_client):
+            assert (await noblock_client.get("/rows")).status_code == 200
+        """
+    )
+    sites = set()
+    for _ in range(5):
+        result = project.run()
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "noblock: GET /rows held the event loop for * ms at fastapi/*",
+                "  handler   app:rows",
+                "  call      fastapi/*",
+                "  phase     serializing the response (its response model): "
+                "no line of the app's own code was running",
+            ]
+        )
+        sites.add(site_of(result))
+    assert len(sites) == 1, sites
+
+
+def test_a_baseline_of_a_framework_phase_hold_stays_matched(project: Project) -> None:
+    project.app(HUGE_RESPONSE_APP)
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock(20)
+        async def test_rows(noblock_client):
+            assert (await noblock_client.get("/rows")).status_code == 200
+        """
+    )
+    project.run("--noblock-baseline=baseline.json").assert_outcomes(passed=1)
+    for _ in range(3):
+        result = project.run("--noblock-baseline=baseline.json")
+        result.assert_outcomes(passed=1)
+        result.stdout.no_fnmatch_line("*baseline entr* gone*")
+
+
+TEMPLATES_AND_GZIP_APP = """
+    import binascii
+    import os
+
+    from fastapi import FastAPI, Request
+    from fastapi.middleware.gzip import GZipMiddleware
+    from fastapi.templating import Jinja2Templates
+
+    app = FastAPI()
+    app.add_middleware(GZipMiddleware)
+    templates = Jinja2Templates(directory="templates")
+    BLOB = binascii.hexlify(os.urandom(1_000_000)).decode()
+
+    @app.get("/")
+    async def index(request: Request):
+        return templates.TemplateResponse(request, "index.html", {"blob": BLOB})
+    """
+
+PART = (
+    "{% set ns = namespace(n=0) %}{% for x in range(6000) %}{% set ns.n = ns.n + x %}"
+    "{% endfor %}{{ ns.n }}\n"
+)
+
+
+def test_time_spread_over_many_templates_is_not_outvoted_by_gzip(project: Project) -> None:
+    # 40 included templates of ~3 ms each, then GZip compressing 2 MB for ~70 ms: no line
+    # of the templates holds as much time as gzip's, but the handler's line holds most.
+    project.app(TEMPLATES_AND_GZIP_APP)
+    templates = project.pytester.mkdir("templates")
+    includes = "".join(f'{{% include "part{n}.html" %}}\n' for n in range(40))
+    (templates / "index.html").write_text(includes + "{{ blob }}\n")
+    for n in range(40):
+        (templates / f"part{n}.html").write_text(PART)
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_index(noblock_client):
+            assert (await noblock_client.get("/")).status_code == 200
+        """
+    )
+    result = project.run("-vv")
+    result.assert_outcomes(failed=1)
+    line = line_of(TEMPLATES_AND_GZIP_APP, "templates.TemplateResponse(")
+    result.stdout.fnmatch_lines(
+        [
+            f"noblock: GET / held the event loop for * ms at app.py:{line} (budget 50 ms)",
+            "  handler   app:index",
+            f"  call      app.py:{line} in index",
+        ]
+    )
+    assert_plugin_never_named(result)
+
+
+ROUTES_APP = """
+    import time
+    from fastapi import APIRouter, FastAPI
+
+    app = FastAPI()
+    v1 = APIRouter(prefix="/v1")
+
+    @app.patch("/users/{user_id}")
+    async def update_user(user_id: str):
+        time.sleep(0.2)
+        return {}
+
+    @v1.get("/orgs/{org}/items/{item_id}")
+    async def item(org: str, item_id: int):
+        time.sleep(0.2)
+        return {}
+
+    app.include_router(v1)
+    """
+
+
+def test_requests_are_named_by_their_route_template(project: Project) -> None:
+    project.app(ROUTES_APP)
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_user(noblock_client):
+            await noblock_client.patch("/users/dc423d77-5f0e-4bd1-9b52-0c6f3f4a7d1e")
+
+        @pytest.mark.noblock
+        async def test_item(noblock_client):
+            await noblock_client.get("/v1/orgs/acme/items/42")
+        """
+    )
+    result = project.run("--noblock-report=report.json")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["noblock: PATCH /users/{user_id} held the event loop for *"])
+    result.stdout.fnmatch_lines(
+        ["noblock: GET /v1/orgs/{org}/items/{item_id} held the event loop for *"]
+    )
+    assert "dc423d77" not in result.stdout.str()
+    report = (project.pytester.path / "report.json").read_text()
+    assert "dc423d77" not in report
+    assert "PATCH /users/{user_id}" in report
+
+
+def test_a_plain_starlette_route_is_named_by_its_template(project: Project) -> None:
+    project.app(
+        """
+        import time
+        from starlette.applications import Starlette
+        from starlette.responses import JSONResponse
+        from starlette.routing import Mount, Route
+
+        async def thing(request):
+            time.sleep(0.2)
+            return JSONResponse({})
+
+        things = Route("/things/{n:int}/{rest:path}", thing)
+        app = Starlette(routes=[Mount("/api", routes=[things])])
+        """
+    )
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_thing(noblock_client):
+            await noblock_client.get("/api/things/7/a/b/c")
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["noblock: GET /api/things/{n}/{rest} held the event loop for *"])
