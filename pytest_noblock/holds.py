@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from . import warmup
 from .hints import Hint, hint_for
 from .origins import Origin, Request
 from .phases import find_phase
@@ -33,6 +34,8 @@ class Hold:
     in_spawned_task: bool
     # What the framework was doing, when the hold ran none of the app's own lines.
     phase: str | None = None
+    # The one-time work a route's first request did on this app (see `warmup`).
+    warm_up: str | None = None
 
     @property
     def blamed_on_app(self) -> bool:
@@ -45,7 +48,7 @@ class Hold:
 
 def find_holds(segments: Sequence[Segment], budget_s: float) -> list[Hold]:
     holds = [
-        _analyse(segment)
+        _analyse(segment, budget_s)
         for segment in segments
         if segment.held_s > budget_s and not (segment.origin and segment.origin.ignored)
     ]
@@ -53,7 +56,7 @@ def find_holds(segments: Sequence[Segment], budget_s: float) -> list[Hold]:
     return holds
 
 
-def _analyse(segment: Segment) -> Hold:
+def _analyse(segment: Segment, budget_s: float) -> Hold:
     origin = segment.origin
     frameworks = origin.frameworks if isinstance(origin, Request) else frozenset()
     site = choose(segment.samples, frameworks)
@@ -64,7 +67,7 @@ def _analyse(segment: Segment) -> Hold:
     held = segment.held_s
     cpu_bound = None if cpu_s is None or held <= 0 else cpu_s / held >= CPU_BOUND_SHARE
     stack: Stack = ()
-    phase = None
+    phase = warm_up = None
     if site is not None:
         stack = site.stack
         found = find_phase(stack) if site.frame.is_library else None
@@ -74,6 +77,8 @@ def _analyse(segment: Segment) -> Hold:
         if deeper:
             landed = deeper[-1]
         hint = hint_for(call_site.callee, library_modules(deeper), bool(cpu_bound))
+        if isinstance(origin, Request) and origin.first_on_route:
+            warm_up = warmup.classify(site.weighed, held, budget_s)
     return Hold(
         origin=origin,
         held_s=held,
@@ -89,4 +94,5 @@ def _analyse(segment: Segment) -> Hold:
         hint=hint,
         in_spawned_task=site.in_spawned_task if site is not None else False,
         phase=phase,
+        warm_up=warm_up,
     )

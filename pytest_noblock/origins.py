@@ -44,14 +44,20 @@ class Paused(Origin):
 class Request(Origin):
     """One request to the app, and the handler the app routed it to."""
 
-    __slots__ = ("app", "scope")
+    __slots__ = ("app", "first_on_route", "scope", "started")
     blamed = True
 
-    def __init__(self, scope: MutableMapping[str, Any], app: object = None) -> None:
+    def __init__(
+        self, scope: MutableMapping[str, Any], app: object = None, started: int = 0
+    ) -> None:
         # The router writes the endpoint into the scope; everything is read from it only
         # when a report needs it, so fast requests pay nothing for it.
         self.scope = scope
         self.app = app
+        # Where the request started in `warmup.sequence`, and whether it was among the
+        # first its route served on this app (see `warmup`).
+        self.started = started
+        self.first_on_route = False
 
     def describe(self) -> str:
         method = self.scope.get("method") or self.scope.get("type", "?").upper()
@@ -61,18 +67,27 @@ class Request(Origin):
     def handler(self) -> str | None:
         return handler_name(self.scope)
 
+    def served_app(self) -> object:
+        """The app instance that served the request: the innermost one the framework
+        names in the scope (Starlette's `scope["app"]`), else the one the client called."""
+        return self.scope.get("app") or _unwrapped(self.app)
+
     @property
     def frameworks(self) -> frozenset[str]:
         """The packages whose code serves this request: those of the app's classes."""
         packages: set[str] = set()
-        for app in (self.scope.get("app"), self.app):
-            # The plugin's own wrappers (the client's lifespan state) hand the app on.
-            while type(app).__module__.startswith(__package__ + "."):
-                app = getattr(app, "app", None)
+        for app in (self.scope.get("app"), _unwrapped(self.app)):
             if app is not None:
                 packages.update(cls.__module__.partition(".")[0] for cls in type(app).__mro__)
         packages.discard("builtins")
         return frozenset(packages)
+
+
+def _unwrapped(app: object) -> object:
+    # The plugin's own wrappers (the client's lifespan state) hand the app on.
+    while app is not None and type(app).__module__.startswith(__package__ + "."):
+        app = getattr(app, "app", None)
+    return app
 
 
 TEST_CODE = TestCode()

@@ -74,6 +74,7 @@ def hold_record(hold: Hold, rootdir: str, *, failing: bool, baselined: bool = Fa
         "app_stack": [_frame(frame, rootdir) for frame in hold.app_frames],
         "hint": None if hint is None else {"why": hint.what, "instead": hint.instead},
         "phase": hold.phase,
+        "warm_up": hold.warm_up,
     }
 
 
@@ -122,6 +123,7 @@ def make_record(
         "budget_ms": settings.budget_ms,
         "count_test_code": settings.count_test_code,
         "count_lifespan": settings.count_lifespan,
+        "count_warmup": settings.count_warmup,
         "steps": steps,
         "holds": list(holds),
         "strict_findings": list(strict_findings),

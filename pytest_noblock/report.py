@@ -139,6 +139,12 @@ def failure_text(holds: Sequence[Hold], budget_s: float, rootdir: str, verbosity
 
 def note_for(hold: Hold, budget_s: float, rootdir: str) -> str:
     """A hold that is not the app's fault: told, not failed."""
+    if hold.warm_up is not None:
+        return (
+            f"warm-up: {headline(hold, budget_s, rootdir)}: {hold.warm_up}, on this app's "
+            "first request to the route; not counted "
+            "(count it with @pytest.mark.noblock(count_warmup=True))"
+        )
     option = "count_lifespan" if hold.origin is LIFESPAN else "count_test_code"
     return (
         f"{headline(hold, budget_s, rootdir)}; not counted against the app "

@@ -136,6 +136,10 @@ def _annotation_property(text: str) -> str:
     return _annotation_text(text).replace(":", "%3A").replace(",", "%2C")
 
 
+def _noted_warm_up(hold: Record) -> bool:
+    return bool(hold.get("warm_up")) and not hold["failing"]
+
+
 def _site(hold: Record) -> str:
     site = hold.get("call_site")
     if not site:
@@ -246,6 +250,7 @@ class Gate:
                 "budget_ms": self.defaults.budget_ms,
                 "count_test_code": self.defaults.count_test_code,
                 "count_lifespan": self.defaults.count_lifespan,
+                "count_warmup": self.defaults.count_warmup,
                 "noblock_all": self.watch_all,
                 "baseline": self.baseline_shown,
                 "argv": [str(arg) for arg in self.config.invocation_params.args],
@@ -265,6 +270,7 @@ class Gate:
             "baselined": sum(record["verdict"] == "baselined" for record in self.records),
             "holds": len(holds),
             "holds_in_test_code": sum(hold["origin"] == "test code" for hold in holds),
+            "warm_up_noted": sum(_noted_warm_up(hold) for hold in holds),
         }
 
     def summary(self, terminal: pytest.TerminalReporter) -> None:
@@ -296,7 +302,13 @@ class Gate:
                 )
 
     def _write_durations(self, terminal: pytest.TerminalReporter) -> None:
-        holds = sorted(self._holds(), key=lambda pair: pair[1]["held_ms"], reverse=True)
+        # Warm-up has a section of its own: a suite that builds an app per test would
+        # fill this list with it and hide the holds that fail.
+        holds = sorted(
+            (pair for pair in self._holds() if not _noted_warm_up(pair[1])),
+            key=lambda pair: pair[1]["held_ms"],
+            reverse=True,
+        )
         shown = holds if self.durations == 0 else holds[: self.durations]
         counts = self._counts()
         terminal.write_sep("=", "noblock: longest holds")
@@ -316,11 +328,36 @@ class Gate:
         )
         if counts["baselined"]:
             line += f", {counts['baselined']} passed on the baseline"
+        if counts["warm_up_noted"]:
+            line += f", {counts['warm_up_noted']} warm-up holds noted"
         terminal.write_line(line)
         if holds:
             terminal.write_line("holds per call site:")
             for site, count in Counter(_site(hold) for _, hold in holds).most_common():
                 terminal.write_line(f"  {count:>5} x {site}")
+        self._write_warm_up(terminal)
+
+    def _write_warm_up(self, terminal: pytest.TerminalReporter) -> None:
+        """Once per route: how many fresh apps warmed it up, and what it cost."""
+        per_route: dict[tuple[str, str], list[Record]] = {}
+        for _, hold in self._holds():
+            if _noted_warm_up(hold):
+                key = (str(hold["request"]), str(hold["handler"] or "-"))
+                per_route.setdefault(key, []).append(hold)
+        if not per_route:
+            return
+        terminal.write_line(
+            "warm-up on a route's first request to a fresh app (noted, not failed; "
+            "count_warmup=True counts it):"
+        )
+        ranked = sorted(per_route.items(), key=lambda item: -sum(h["held_ms"] for h in item[1]))
+        for (request, handler), holds in ranked:
+            longest = max(holds, key=lambda hold: hold["held_ms"])
+            total = sum(hold["held_ms"] for hold in holds) / 1000
+            terminal.write_line(
+                f"  {len(holds):>5} x {request}  {handler}: {longest['warm_up']}, longest "
+                f"{milliseconds(longest['held_ms'] / 1000)}, {milliseconds(total)} in all"
+            )
 
     def _write_annotations(self, terminal: pytest.TerminalReporter) -> None:
         seen: set[tuple[str, int]] = set()

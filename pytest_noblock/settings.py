@@ -13,9 +13,10 @@ DEFAULT_BUDGET_MS = 50.0
 MARKER = "noblock"
 MARKER_HELP = (
     "noblock(budget_ms=None, *, count_test_code=False, count_lifespan=False, "
-    "max_thread_wait_ms=None, strict=False, allow=[]): fail the test when code serving a "
-    "request holds the event loop longer than budget_ms (default: ini noblock_budget_ms, 50); "
-    "count_test_code/count_lifespan: also when the test's own code or the app's lifespan does; "
+    "count_warmup=False, max_thread_wait_ms=None, strict=False, allow=[]): fail the test when "
+    "code serving a request holds the event loop longer than budget_ms (default: ini "
+    "noblock_budget_ms, 50); count_test_code/count_lifespan: also when the test's own code or "
+    "the app's lifespan does; count_warmup: also a route's first-request warm-up; "
     "or when a call waited longer than "
     "max_thread_wait_ms for a worker thread (default: ini noblock_max_thread_wait_ms; unset: "
     "only a note). strict=True: also fail on known blocking calls however fast; allow=[...]: "
@@ -26,6 +27,7 @@ _MARKER_KEYWORDS = (
     "budget_ms",
     "count_test_code",
     "count_lifespan",
+    "count_warmup",
     "max_thread_wait_ms",
     "strict",
     "allow",
@@ -38,6 +40,8 @@ class Settings:
     count_test_code: bool
     # The lifespan's holds are notes by default: a test cannot help them.
     count_lifespan: bool = False
+    # So is a route's first-request warm-up on a fresh app (see `warmup`).
+    count_warmup: bool = False
     max_thread_wait_ms: float | None = None
     # Strict mode (strict.py): the marker's and the ini's allowlists are kept apart
     # because a marker entry is stale per test, an ini entry per session.
@@ -82,6 +86,13 @@ def add_options(parser: pytest.Parser) -> None:
         default=False,
     )
     parser.addini(
+        "noblock_count_warmup",
+        help="also fail on a route's first-request warm-up (template compiles, schema "
+        "building; default: a note).",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
         "noblock_max_thread_wait_ms",
         help="fail when a call waited longer than this for a worker thread (default: a note).",
         default="",
@@ -116,6 +127,7 @@ def default_settings(config: pytest.Config) -> Settings:
         budget_ms=budget,
         count_test_code=bool(config.getini("noblock_count_test_code")),
         count_lifespan=bool(config.getini("noblock_count_lifespan")),
+        count_warmup=bool(config.getini("noblock_count_warmup")),
         max_thread_wait_ms=max_wait,
         strict=bool(config.getini("noblock_strict")),
         ini_allow=strict.parse_allow(config.getini("noblock_allow"), "ini option noblock_allow"),
@@ -153,6 +165,7 @@ def settings_for(
         budget = parse_budget(raw, f"{where}(budget_ms=...)")
     count_test_code = _flag(marker, "count_test_code", defaults.count_test_code, where)
     count_lifespan = _flag(marker, "count_lifespan", defaults.count_lifespan, where)
+    count_warmup = _flag(marker, "count_warmup", defaults.count_warmup, where)
     max_wait = defaults.max_thread_wait_ms
     if marker.kwargs.get("max_thread_wait_ms") is not None:
         max_wait = parse_budget(
@@ -164,6 +177,7 @@ def settings_for(
         budget_ms=budget,
         count_test_code=count_test_code,
         count_lifespan=count_lifespan,
+        count_warmup=count_warmup,
         max_thread_wait_ms=max_wait,
         strict=strict_mode,
         allow=allow,

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx  # noqa: F401 - the plugin's own client: its transport is patched from import on
 
-from . import steps
+from . import steps, warmup
 from .origins import PAUSED, Origin, Request, current_origin
 from .patching import MethodPatch
 
@@ -56,15 +56,20 @@ class TrackedApp:
         _get_origin: Callable[[], Origin | None] = current_origin.get,
         _set_origin: Callable[[Origin | None], Token[Origin | None]] = current_origin.set,
         _reset_origin: Callable[[Token[Origin | None]], None] = current_origin.reset,
+        _sequence: Callable[[], int] = warmup.sequence,
     ) -> None:
         __tracebackhide__ = True
         # Runs for every request of a watched test: kept to a few local lookups.
         outer = _get_origin()
+        request = Request(scope, self.app, _sequence())
         if outer is PAUSED:
-            # Sent from inside noblock_paused(): the request stays unwatched too.
-            await self.app(scope, receive, send)
+            # Sent from inside noblock_paused(): the request stays unwatched too, but the
+            # route has served it (a warm-up request, say).
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                warmup.finished(request)
             return
-        request = Request(scope, self.app)
         token = _set_origin(request)
         ident = _get_ident()
         clock = _clocks.get(ident)
@@ -74,6 +79,7 @@ class TrackedApp:
             await self.app(scope, receive, send)
         finally:
             _reset_origin(token)
+            warmup.finished(request)
             # Looked up again: the test body may have ended meanwhile.
             clock = _clocks.get(ident)
             if clock is not None:

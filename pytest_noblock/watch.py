@@ -87,7 +87,7 @@ class LoopWatch:
 
     def _counts(self, hold: Hold) -> bool:
         if hold.blamed_on_app:
-            return True
+            return hold.warm_up is None or self.settings.count_warmup
         if hold.origin is LIFESPAN:
             return self.settings.count_lifespan
         return self.settings.count_test_code

@@ -229,7 +229,8 @@ def test_unknown_marker_keyword_stops_the_run(project: Project) -> None:
     assert_one_usage_error(
         result,
         "ERROR: noblock: test_app.py::test_x: @pytest.mark.noblock got unknown option(s) budget; "
-        "it takes budget_ms, count_test_code, count_lifespan, max_thread_wait_ms, strict, allow",
+        "it takes budget_ms, count_test_code, count_lifespan, count_warmup, "
+        "max_thread_wait_ms, strict, allow",
     )
 
 

@@ -106,7 +106,9 @@ def test_a_hold_with_no_app_line_is_named_at_the_frameworks_phase_the_same_every
     )
     sites = set()
     for _ in range(5):
-        result = project.run()
+        # A process each: in one process the heap of the earlier runs makes the garbage
+        # collector's share (not counted) of this allocation-heavy hold grow run by run.
+        result = project.run_subprocess()
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines(
             [
@@ -132,9 +134,9 @@ def test_a_baseline_of_a_framework_phase_hold_stays_matched(project: Project) ->
             assert (await noblock_client.get("/rows")).status_code == 200
         """
     )
-    project.run("--noblock-baseline=baseline.json").assert_outcomes(passed=1)
+    project.run_subprocess("--noblock-baseline=baseline.json").assert_outcomes(passed=1)
     for _ in range(3):
-        result = project.run("--noblock-baseline=baseline.json")
+        result = project.run_subprocess("--noblock-baseline=baseline.json")
         result.assert_outcomes(passed=1)
         result.stdout.no_fnmatch_line("*baseline entr* gone*")
 
@@ -176,8 +178,12 @@ def test_time_spread_over_many_templates_is_not_outvoted_by_gzip(project: Projec
         """
         import pytest
 
+        from pytest_noblock import noblock_paused
+
         @pytest.mark.noblock
         async def test_index(noblock_client):
+            with noblock_paused():  # the templates are compiled: rendering is what is left
+                assert (await noblock_client.get("/")).status_code == 200
             assert (await noblock_client.get("/")).status_code == 200
         """
     )

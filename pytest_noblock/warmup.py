@@ -1,0 +1,123 @@
+"""Warm-up: work an app does once, on a route's first request, told apart from work it repeats.
+
+Many apps finish setting themselves up on the first request a route serves: Jinja compiles
+the templates it renders, FastAPI and pydantic build the schemas of a model they meet for
+the first time, a module imported inside a handler is imported, the OpenAPI document is
+built. A server pays that once; a suite that builds a fresh app per test pays it in every
+test, where it reads as a hold no user can fix.
+
+A hold is warm-up on two pieces of evidence, both needed:
+
+- it happened on the first request this app instance served on this route (requests that
+  started before the route's first request finished count as first too), so a cost that
+  comes back on the route's later requests fails as usual;
+- most of its time went to one-time work, by what its samples were running: take that time
+  out and the rest fits the budget. A `time.sleep` on a first request is still a hold.
+
+Warm-up is told in a note and once per app and route in the session summary; the marker's
+`count_warmup=True` (ini `noblock_count_warmup`) makes it fail like any hold.
+"""
+
+from __future__ import annotations
+
+import itertools
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .origins import Request
+from .stacks import Stack
+
+# (module, function or "" for any in the module, the one-time work it does). A sample is
+# one-time work when any frame of it matches: the work runs beneath that frame.
+_ONE_TIME_WORK: tuple[tuple[str, str, str], ...] = (
+    ("importlib._bootstrap", "", "importing a module"),
+    ("importlib._bootstrap_external", "", "importing a module"),
+    ("jinja2.compiler", "", "compiling a template"),
+    ("jinja2.parser", "", "compiling a template"),
+    ("jinja2.lexer", "", "compiling a template"),
+    # Reading a template's source, then compiling it (not the up-to-date checks of a
+    # cached one, which every render makes).
+    ("jinja2.loaders", "BaseLoader.load", "compiling a template"),
+    ("jinja2.environment", "Environment.compile", "compiling a template"),
+    ("jinja2.environment", "Environment._parse", "compiling a template"),
+    ("mako.template", "", "compiling a template"),
+    ("pydantic._internal._generate_schema", "", "building a pydantic schema"),
+    ("pydantic._internal._schema_gather", "", "building a pydantic schema"),
+    ("pydantic._internal._model_construction", "", "building a pydantic model"),
+    ("pydantic.json_schema", "", "building a JSON schema"),
+    ("fastapi.openapi.utils", "get_openapi", "building the OpenAPI document"),
+    ("fastapi.dependencies.utils", "get_dependant", "analysing the endpoint's parameters"),
+    ("re._compiler", "", "compiling a regular expression"),
+    ("re._parser", "", "compiling a regular expression"),
+    ("sre_compile", "", "compiling a regular expression"),
+)
+
+
+def one_time_work(stack: Stack) -> str | None:
+    """The one-time work `stack` (outermost frame first) was doing, if any."""
+    for frame in stack:
+        module = frame.module
+        if not module:
+            continue
+        for prefix, function, work in _ONE_TIME_WORK:
+            if module == prefix and (not function or frame.function == function):
+                return work
+    return None
+
+
+def classify(weighed: Sequence[tuple[Stack, float]], held_s: float, budget_s: float) -> str | None:
+    """The one-time work a hold was, when taking it out leaves the hold within budget."""
+    total = sum(weight for _, weight in weighed)
+    if total <= 0:
+        return None
+    per_work: dict[str, float] = {}
+    for stack, weight in weighed:
+        work = one_time_work(stack)
+        if work is not None:
+            per_work[work] = per_work.get(work, 0.0) + weight
+    if not per_work:
+        return None
+    rest_s = held_s * (1 - sum(per_work.values()) / total)
+    if rest_s > budget_s:
+        return None
+    return max(per_work, key=per_work.__getitem__)
+
+
+# The routes each live app instance has served, by id(app): (a weak reference to the
+# app, {route: the sequence number at which the route's first request finished}).
+_served: dict[int, tuple[weakref.ref[Any], dict[tuple[Any, ...], int]]] = {}
+sequence: Callable[[], int] = itertools.count().__next__
+"""Numbers requests' starts and ends in one order, safe from any thread."""
+
+
+def finished(request: Request) -> None:
+    """At the end of each tracked request: was it among its route's first on this app?"""
+    app = request.served_app()
+    if app is None:
+        return
+    key = id(app)
+    entry = _served.get(key)
+    if entry is None or entry[0]() is not app:
+        try:
+            reference = weakref.ref(app, _forget(key))
+        except TypeError:
+            return  # an app that cannot be referenced weakly is never said to warm up
+        entry = _served[key] = (reference, {})
+    scope = request.scope
+    route = (
+        scope.get("type"),
+        scope.get("method"),
+        id(scope.get("route") or scope.get("endpoint")),
+    )
+    first_finished = entry[1].setdefault(route, sequence())
+    request.first_on_route = request.started < first_finished
+
+
+def _forget(key: int) -> Callable[[weakref.ref[Any]], None]:
+    def forget(reference: weakref.ref[Any]) -> None:
+        entry = _served.get(key)
+        if entry is not None and entry[0] is reference:
+            del _served[key]
+
+    return forget

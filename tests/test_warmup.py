@@ -1,0 +1,255 @@
+"""Warm-up: a route's first request on a fresh app does one-time work; that is not a hold.
+
+Suites that build an app per test pay Jinja's template compile (or pydantic's schema
+building) in every test. The plugin notes it once per app and route and fails only what
+comes back: the same work on the route's later requests, or a real blocking call.
+
+Each run gets a process of its own: compiling allocates a lot, and in the heap of many
+in-process runs the garbage collector's share of it (not counted) grows run by run.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+# Kept in sys.modules between in-process runs (see test_kinds.py).
+import fastapi  # noqa: F401
+import jinja2  # noqa: F401
+import pytest
+from conftest import Project, line_of
+
+# ~300 blocks: compiling it takes 150-300 ms; rendering it well under a millisecond.
+PAGE = "".join(
+    f'{{% if user.n > {i} %}}<li class="c{i}">{{{{ user.name|upper }}}}</li>'
+    f"{{% else %}}<p>{{{{ missing_{i} | default('-') }}}}</p>{{% endif %}}\n"
+    for i in range(300)
+)
+
+APP_FACTORY = """
+    import jinja2
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse
+
+    class User:
+        n = 200
+        name = "bob"
+
+    def create_app():
+        app = FastAPI()
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader("templates"))
+
+        @app.get("/page", response_class=HTMLResponse)
+        async def page():
+            return env.get_template("page.html").render(user=User)
+
+        @app.get("/rebuilt", response_class=HTMLResponse)
+        async def rebuilt():
+            # A new environment on every request: its templates are compiled every time.
+            fresh = jinja2.Environment(loader=jinja2.FileSystemLoader("templates"))
+            return fresh.get_template("page.html").render(user=User)
+
+        return app
+
+    app = create_app()
+    """
+
+FRESH_APP_CONFTEST = """
+    import pytest
+    from app import create_app
+
+    @pytest.fixture
+    def noblock_app():
+        return create_app()
+    """
+
+SHARED_APP_CONFTEST = """
+    import pytest
+    from app import app
+
+    @pytest.fixture
+    def noblock_app():
+        return app
+    """
+
+THREE_TESTS = """
+    import pytest
+
+    @pytest.mark.noblock
+    @pytest.mark.parametrize("n", [1, 2, 3])
+    async def test_page(noblock_client, n):
+        assert (await noblock_client.get("/page")).status_code == 200
+    """
+
+
+def write_project(project: Project, conftest: str, tests: str) -> None:
+    project.pytester.makepyfile(app=textwrap.dedent(APP_FACTORY))
+    project.pytester.makeconftest(textwrap.dedent(conftest))
+    templates = project.pytester.mkdir("templates")
+    (templates / "page.html").write_text(PAGE)
+    project.tests(tests)
+
+
+def test_a_fresh_app_per_test_compiling_its_template_passes_with_a_note(project: Project) -> None:
+    write_project(project, FRESH_APP_CONFTEST, THREE_TESTS)
+    result = project.run_subprocess()
+    result.assert_outcomes(passed=3)
+    line = line_of(APP_FACTORY, 'env.get_template("page.html")')
+    for n in (1, 2, 3):
+        result.stdout.fnmatch_lines(
+            [
+                f"test_app.py::test_page[[]{n}]: warm-up: GET /page held the event loop for * ms "
+                f"at app.py:{line} (budget 50 ms): compiling a template, on this app's first "
+                "request to the route; not counted "
+                "(count it with @pytest.mark.noblock(count_warmup=True))"
+            ]
+        )
+    # Once per route in the session summary, with what it cost; not among the holds.
+    result.stdout.fnmatch_lines(
+        [
+            "3 tests watched, 0 failed on holds, 0 holds in test code (not blamed), "
+            "3 warm-up holds noted",
+            "warm-up on a route's first request to a fresh app (noted, not failed; "
+            "count_warmup=True counts it):",
+            "      3 x GET /page  app:create_app.<locals>.page: compiling a template, "
+            "longest * ms, * ms in all",
+        ]
+    )
+    result.stdout.no_fnmatch_line("holds per call site:")
+
+
+def test_the_same_app_reused_warms_up_once(project: Project) -> None:
+    write_project(project, SHARED_APP_CONFTEST, THREE_TESTS)
+    result = project.run_subprocess()
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["test_app.py::test_page[[]1]: warm-up: GET /page held *"])
+    result.stdout.no_fnmatch_line("test_app.py::test_page[[]2]*")
+    result.stdout.no_fnmatch_line("test_app.py::test_page[[]3]*")
+    result.stdout.fnmatch_lines(["      1 x GET /page  app:create_app.<locals>.page: *"])
+
+
+def test_the_same_work_on_every_request_fails(project: Project) -> None:
+    write_project(
+        project,
+        FRESH_APP_CONFTEST,
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_rebuilt(noblock_client):
+            for _ in range(3):
+                assert (await noblock_client.get("/rebuilt")).status_code == 200
+        """,
+    )
+    result = project.run_subprocess()
+    result.assert_outcomes(failed=1)
+    line = line_of(APP_FACTORY, 'return fresh.get_template("page.html")')
+    # The first request is warm-up as far as anyone can tell; the two after it are not.
+    result.stdout.fnmatch_lines(
+        [
+            "noblock: 2 holds of the event loop over the 50 ms budget; worst: "
+            f"GET /rebuilt held the event loop for * ms at app.py:{line} (budget 50 ms)",
+        ]
+    )
+    result.stdout.fnmatch_lines(["test_app.py::test_rebuilt: warm-up: GET /rebuilt held *"])
+
+
+def test_count_warmup_fails_on_the_first_request(project: Project) -> None:
+    write_project(
+        project,
+        FRESH_APP_CONFTEST,
+        """
+        import pytest
+
+        @pytest.mark.noblock(count_warmup=True)
+        async def test_page(noblock_client):
+            assert (await noblock_client.get("/page")).status_code == 200
+        """,
+    )
+    result = project.run_subprocess()
+    result.assert_outcomes(failed=1)
+    line = line_of(APP_FACTORY, 'env.get_template("page.html")')
+    result.stdout.fnmatch_lines(
+        [f"noblock: GET /page held the event loop for * ms at app.py:{line} (budget 50 ms)"]
+    )
+
+
+def test_the_ini_option_makes_warm_up_count(project: Project) -> None:
+    write_project(project, FRESH_APP_CONFTEST, THREE_TESTS)
+    project.ini(asyncio_mode="auto", noblock_count_warmup="true")
+    result = project.run_subprocess()
+    result.assert_outcomes(failed=3)
+
+
+def test_a_blocking_call_on_a_routes_first_request_still_fails(project: Project) -> None:
+    project.app(
+        """
+        import time
+        from fastapi import FastAPI
+
+        def create_app():
+            app = FastAPI()
+
+            @app.get("/once")
+            async def once():
+                time.sleep(0.2)
+                return {}
+
+            return app
+
+        app = create_app()
+        """
+    )
+    project.pytester.makeconftest(textwrap.dedent(FRESH_APP_CONFTEST))
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_once(noblock_client):
+            assert (await noblock_client.get("/once")).status_code == 200
+        """
+    )
+    result = project.run_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["noblock: GET /once held the event loop for * ms at app.py:*"])
+    result.stdout.no_fnmatch_line("*warm-up*")
+
+
+@pytest.mark.parametrize("where", ["module", "function"])
+def test_an_import_inside_a_handler_is_warm_up(project: Project, where: str) -> None:
+    # A module imported on the route's first request: slow to import, then cached.
+    project.pytester.makepyfile(
+        heavy=(
+            "import time\n"
+            "_end = time.perf_counter() + 0.25\n"
+            "while time.perf_counter() < _end:\n"
+            "    pass\n"
+        )
+    )
+    project.app(
+        """
+        from fastapi import FastAPI
+
+        app = FastAPI()
+
+        @app.get("/lazy")
+        async def lazy():
+            import heavy  # noqa: F401
+            return {}
+        """
+    )
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        @pytest.mark.parametrize("n", [1, 2])
+        async def test_lazy(noblock_client, n):
+            assert (await noblock_client.get("/lazy")).status_code == 200
+        """
+    )
+    result = project.run_subprocess()
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["test_app.py::test_lazy[[]1]: warm-up: GET /lazy held * importing a module, *"]
+    )
