@@ -77,7 +77,7 @@ def capture(frame: FrameType | None) -> Stack:
         records.append(
             FrameRecord(
                 filename=code.co_filename,
-                lineno=frame.f_lineno or code.co_firstlineno,
+                lineno=_source_line(frame),
                 function=_function_name(code),
                 module=frame.f_globals.get("__name__"),
                 code=code,
@@ -87,6 +87,24 @@ def capture(frame: FrameType | None) -> Stack:
         frame = frame.f_back
     records.reverse()
     return tuple(records)
+
+
+def _source_line(frame: FrameType) -> int:
+    """The frame's line in its source file.
+
+    Code compiled from a template runs Python the template engine generated, numbered its
+    own way; Jinja keeps the map back to the template's lines (it rewrites tracebacks with
+    it), and a report must name the template's line: `{% include "rows.html" %}`.
+    """
+    lineno = frame.f_lineno or frame.f_code.co_firstlineno
+    template = frame.f_globals.get("__jinja_template__")
+    to_template = getattr(template, "get_corresponding_lineno", None)
+    if to_template is not None:
+        try:
+            return int(to_template(lineno))
+        except Exception:  # a template object we do not know: its generated line then
+            return lineno
+    return lineno
 
 
 def capture_with_local_types(frame: FrameType | None) -> Stack:

@@ -276,3 +276,45 @@ def test_a_plain_starlette_route_is_named_by_its_template(project: Project) -> N
     result = project.run()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["noblock: GET /api/things/{n}/{rest} held the event loop for *"])
+
+
+def test_a_template_that_holds_most_of_the_time_is_named_at_its_line(
+    project: Project,
+) -> None:
+    project.app(TEMPLATES_AND_GZIP_APP.replace("app.add_middleware(GZipMiddleware)", ""))
+    templates = project.pytester.mkdir("templates")
+    heavy = PART.replace("6000", "300000")
+    (templates / "index.html").write_text(
+        '<h1>{{ blob[:8] }}</h1>\n{% include "light.html" %}\n'
+        '{% include "heavy.html" %}\n{% include "light.html" %}\n'
+    )
+    (templates / "light.html").write_text(PART)
+    (templates / "heavy.html").write_text(heavy)
+    project.tests(
+        """
+        import pytest
+
+        from pytest_noblock import noblock_paused
+
+        @pytest.mark.noblock
+        async def test_index(noblock_client):
+            with noblock_paused():  # compiled: rendering is what is left
+                assert (await noblock_client.get("/")).status_code == 200
+            assert (await noblock_client.get("/")).status_code == 200
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(failed=1)
+    # Named at the heavy template's own line, with the include that led there on the way.
+    result.stdout.fnmatch_lines(
+        [
+            "noblock: GET / held the event loop for * ms at templates/heavy.html:1 (budget 50 ms)",
+            "  handler   app:index",
+            "  call      templates/heavy.html:1 in root",
+            "                {% set ns = namespace(n=0) %}*",
+            "  landed in jinja2/*",
+            f"  app stack app.py:{line_of(TEMPLATES_AND_GZIP_APP, 'TemplateResponse(')} in index",
+            "            templates/index.html:3 in root",
+            "            templates/heavy.html:1 in root",
+        ]
+    )
