@@ -15,8 +15,46 @@ _OFF_THE_LOOP = (
     "move it off the loop: `await anyio.to_thread.run_sync(...)`, or a process pool for big jobs"
 )
 
+_THREAD_FOR_CPU = (
+    "run it in a worker thread: `await anyio.to_thread.run_sync(...)` "
+    "(or `run_in_threadpool`); it lets the GIL go, so the loop keeps serving"
+)
+
 # (prefixes of a callee or library module, what it is, what to use instead), first match wins.
 _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (
+        # Before the socket and HTTP rules: building a client spends its time loading
+        # certificates into a new SSL context, not on the network.
+        ("httpx._config", "httpx2._config"),
+        "building an httpx client (a new SSL context each time, tens of ms)",
+        "make one client when the app starts (in its lifespan) and reuse it for every request",
+    ),
+    (
+        (
+            "argon2",
+            "_argon2_cffi_bindings",
+            "bcrypt",
+            "passlib",
+            "pwdlib",
+            "hashlib.pbkdf2_hmac",
+            "hashlib.scrypt",
+            "_hashlib.pbkdf2_hmac",
+            "_hashlib.scrypt",
+        ),
+        "password hashing: slow on purpose, CPU work meant for a thread",
+        _THREAD_FOR_CPU,
+    ),
+    (
+        ("PIL",),
+        "image processing with Pillow: CPU work",
+        _THREAD_FOR_CPU,
+    ),
+    (
+        ("bs4", "lxml", "html5lib", "html.parser"),
+        "parsing HTML: CPU work",
+        "run it in a worker thread (`await anyio.to_thread.run_sync(...)`), "
+        "or a process pool for big pages",
+    ),
     (
         (
             "requests",
@@ -113,3 +151,8 @@ def hint_for(callee: str | None, library_modules: Sequence[str], cpu_bound: bool
         if any(_matches(name, prefix) for name in candidates for prefix in prefixes):
             return Hint(what, instead)
     return Hint(*(_CPU if cpu_bound else _UNKNOWN))
+
+
+def is_generic(hint: Hint) -> bool:
+    """Advice for a call no rule knows: any rule that knows it says more."""
+    return (hint.what, hint.instead) in (_CPU, _UNKNOWN)

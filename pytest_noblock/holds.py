@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import warmup
-from .hints import Hint, hint_for
+from .hints import Hint, hint_for, is_generic
 from .origins import Origin, Request
 from .phases import find_phase
-from .sites import choose
+from .sites import Site, choose
 from .stacks import CallSite, FrameRecord, Stack, library_modules, locate_call
 from .steps import Segment
 
@@ -76,7 +76,7 @@ def _analyse(segment: Segment, budget_s: float) -> Hold:
         call_site = locate_call(site.frame, deeper[0] if deeper else None)
         if deeper:
             landed = deeper[-1]
-        hint = hint_for(call_site.callee, library_modules(deeper), bool(cpu_bound))
+        hint = _hint(site, call_site.callee, bool(cpu_bound))
         if isinstance(origin, Request) and origin.first_on_route:
             warm_up = warmup.classify(site.weighed, held, budget_s)
     return Hold(
@@ -92,7 +92,25 @@ def _analyse(segment: Segment, budget_s: float) -> Hold:
         app_frames=tuple(frame for frame in stack if not frame.is_library),
         full_stack=stack,
         hint=hint,
-        in_spawned_task=site.in_spawned_task if site is not None else False,
+        # Only a request spawns tasks the report tells apart; the test's own code and the
+        # lifespan run in tasks of their own from the start.
+        in_spawned_task=site is not None and site.in_spawned_task and isinstance(origin, Request),
         phase=phase,
         warm_up=warm_up,
     )
+
+
+def _hint(site: Site, callee: str | None, cpu_bound: bool) -> Hint:
+    """The advice most of the time beneath the site calls for.
+
+    A C call that keeps the GIL (loading certificates into an SSL context) starves the
+    watchdog, so the samples that show it are few: each sample's libraries vote with its
+    weight, and advice that names the job wins over the generic kind.
+    """
+    votes: dict[Hint, float] = {}
+    for deeper, weight in site.beneath or ((site.deeper, 1.0),):
+        hint = hint_for(callee, library_modules(deeper), cpu_bound)
+        votes[hint] = votes.get(hint, 0.0) + weight
+    specific = {hint: weight for hint, weight in votes.items() if not is_generic(hint)}
+    chosen = specific or votes
+    return max(chosen, key=chosen.__getitem__)

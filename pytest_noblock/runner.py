@@ -16,6 +16,7 @@ import pytest
 from . import steps, strict, strict_patches, strict_report, strict_wrappers, threadpool, tracking
 from .client import LifespanTransport
 from .holds import Hold
+from .origins import LIFESPAN
 from .portals import SyncWatch
 from .records import hold_record, make_record, strict_record
 from .report import failure_text, note_for
@@ -33,6 +34,7 @@ NOTES = pytest.StashKey[list[str]]()
 GATE = pytest.StashKey[Gate]()
 RECORD = pytest.StashKey[dict[str, object]]()
 ALLOW_USED = pytest.StashKey[set[str]]()
+LIFESPAN_SITES_TOLD = pytest.StashKey[set[tuple[str, int] | None]]()
 
 
 def run_sync_test(item: pytest.Function, settings: Settings) -> Generator[None, object, object]:
@@ -134,7 +136,15 @@ def _record(
     """Notes go to the report; returns the failure text when the app held the loop."""
     settings = item.stash[SETTINGS]
     rootdir = str(item.config.rootpath)
+    told = item.config.stash.setdefault(LIFESPAN_SITES_TOLD, set())
     for hold in findings.noted:
+        if hold.origin is LIFESPAN:
+            # The same lifespan runs for every test: told once, summed up at the end.
+            site = hold.call_site
+            where = (site.filename, site.lineno) if site is not None else None
+            if where in told:
+                continue
+            told.add(where)
         add_note(item, note_for(hold, settings.budget_s, rootdir))
     if findings.dropped:
         add_note(item, f"{findings.dropped} more long steps were not analysed (limit reached)")

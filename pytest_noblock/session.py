@@ -140,6 +140,10 @@ def _noted_warm_up(hold: Record) -> bool:
     return bool(hold.get("warm_up")) and not hold["failing"]
 
 
+def _noted_lifespan(hold: Record) -> bool:
+    return hold["origin"] == "lifespan" and not hold["failing"]
+
+
 def _site(hold: Record) -> str:
     site = hold.get("call_site")
     if not site:
@@ -269,7 +273,10 @@ class Gate:
             "failed_on_holds": sum(record["verdict"] == "failed" for record in self.records),
             "baselined": sum(record["verdict"] == "baselined" for record in self.records),
             "holds": len(holds),
-            "holds_in_test_code": sum(hold["origin"] == "test code" for hold in holds),
+            # Noted, not blamed: a test-code hold that count_test_code failed is a failure.
+            "holds_in_test_code": sum(
+                hold["origin"] == "test code" and not hold["failing"] for hold in holds
+            ),
             "warm_up_noted": sum(_noted_warm_up(hold) for hold in holds),
         }
 
@@ -304,8 +311,13 @@ class Gate:
     def _write_durations(self, terminal: pytest.TerminalReporter) -> None:
         # Warm-up has a section of its own: a suite that builds an app per test would
         # fill this list with it and hide the holds that fail.
+        # So does the lifespan, which runs again for every test.
         holds = sorted(
-            (pair for pair in self._holds() if not _noted_warm_up(pair[1])),
+            (
+                pair
+                for pair in self._holds()
+                if not _noted_warm_up(pair[1]) and not _noted_lifespan(pair[1])
+            ),
             key=lambda pair: pair[1]["held_ms"],
             reverse=True,
         )
@@ -336,6 +348,22 @@ class Gate:
             for site, count in Counter(_site(hold) for _, hold in holds).most_common():
                 terminal.write_line(f"  {count:>5} x {site}")
         self._write_warm_up(terminal)
+        self._write_lifespan(terminal)
+
+    def _write_lifespan(self, terminal: pytest.TerminalReporter) -> None:
+        """Once per lifespan line: how many tests' lifespans held the loop there."""
+        per_site: dict[str, list[Record]] = {}
+        for _, hold in self._holds():
+            if _noted_lifespan(hold):
+                per_site.setdefault(_site(hold), []).append(hold)
+        if not per_site:
+            return
+        terminal.write_line(
+            "the app's lifespan (noted, not failed; count_lifespan=True counts it):"
+        )
+        for site, holds in sorted(per_site.items(), key=lambda item: -len(item[1])):
+            longest = max(hold["held_ms"] for hold in holds) / 1000
+            terminal.write_line(f"  {len(holds):>5} x {site}, longest {milliseconds(longest)}")
 
     def _write_warm_up(self, terminal: pytest.TerminalReporter) -> None:
         """Once per route: how many fresh apps warmed it up, and what it cost."""

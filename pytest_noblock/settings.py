@@ -157,7 +157,12 @@ def settings_for(
             f"noblock: {where} got unknown option(s) {', '.join(unknown)}; "
             f"it takes {', '.join(_MARKER_KEYWORDS)}"
         )
-    if len(marker.args) > 1 or (marker.args and "budget_ms" in marker.kwargs):
+    if marker.args and "budget_ms" in marker.kwargs:
+        raise pytest.UsageError(
+            f"noblock: {where} got the budget twice, as its first value ({marker.args[0]!r}) "
+            f"and as budget_ms={marker.kwargs['budget_ms']!r}: give one"
+        )
+    if len(marker.args) > 1:
         raise pytest.UsageError(f"noblock: {where} takes one positional value, budget_ms")
     budget = defaults.budget_ms
     raw = marker.args[0] if marker.args else marker.kwargs.get("budget_ms")

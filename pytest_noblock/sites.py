@@ -44,6 +44,9 @@ class Site:
     in_spawned_task: bool
     # Samples the site was chosen from, with their weights: what the time was spent in.
     weighed: tuple[tuple[Stack, float], ...]
+    # What the samples taken beneath the site ran below it, with their weights: where the
+    # site's call went, told by all of them rather than by one.
+    beneath: tuple[tuple[Stack, float], ...] = ()
 
     @property
     def frame(self) -> FrameRecord:
@@ -79,12 +82,18 @@ def choose(samples: Sequence[Sample], frameworks: Collection[str]) -> Site | Non
     if not walked:
         return None
     group, depth = _walk(walked)
-    chosen = max(group, key=lambda entry: entry.weight)
+    # The heaviest sample that shows where the site's call went, if any does: a sample
+    # caught on the site's own line (between two calls) says less about it.
+    deeper = [entry for entry in group if depth and entry.path[depth - 1] < len(entry.stack) - 1]
+    chosen = max(deeper or group, key=lambda entry: entry.weight)
     # No sample had a frame to follow (library code outside any known framework): the
     # deepest frame is all there is.
     index = chosen.path[depth - 1] if depth else len(chosen.stack) - 1
     weighed = tuple((entry.stack, entry.weight) for entry in walked)
-    return Site(chosen.stack, index, chosen.spawned, weighed)
+    beneath = tuple(
+        (entry.stack[entry.path[depth - 1] + 1 :], entry.weight) for entry in group if depth
+    )
+    return Site(chosen.stack, index, chosen.spawned, weighed, beneath)
 
 
 def _walk(walked: list[_Walked]) -> tuple[list[_Walked], int]:

@@ -12,10 +12,11 @@ The report text is `strict_report`'s.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import Any
 
 import pytest
@@ -252,11 +253,42 @@ def parse_allow(value: object, where: str) -> tuple[str, ...]:
 
 
 def allows(entry: str, finding: Finding) -> bool:
-    """`module:function` names a calling function (or a class's methods); else a callee."""
+    """`module:function` names a calling function (or a class's methods); else a callee.
+
+    A callee is matched as users write it: the library (`requests`), the name they call
+    (`requests.get`, which is `requests.api:get` on the way to the wrapped
+    `Session.request`), or the qualified name a report shows.
+    """
     if ":" in entry:
         return any(name == entry or name.startswith(entry + ".") for name in finding.functions)
-    callees = (finding.callee, *finding.then)
-    return any(callee == entry or callee.startswith(entry + ".") for callee in callees)
+    # A label such as "requests (Session.request)" is matched by its first word too.
+    callees = (finding.callee, finding.callee.split(" (")[0], *finding.then)
+    if any(callee == entry or callee.startswith(entry + ".") for callee in callees):
+        return True
+    named = _loaded_function(entry)
+    return named is not None and named in finding.functions
+
+
+def _loaded_function(dotted: str) -> str | None:
+    """`module:qualname` of the function a dotted name reaches from a loaded module.
+
+    Only module and class dictionaries are read: nothing is imported, no code of the
+    app's runs.
+    """
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        value: object = sys.modules.get(".".join(parts[:cut]))
+        if value is None:
+            continue
+        for attribute in parts[cut:]:
+            namespace = vars(value) if isinstance(value, (ModuleType, type)) else {}
+            value = namespace.get(attribute)
+        module = getattr(value, "__module__", None)
+        qualname = getattr(value, "__qualname__", None)
+        if isinstance(module, str) and isinstance(qualname, str):
+            return f"{module}:{qualname}"
+        return None
+    return None
 
 
 @dataclass

@@ -503,3 +503,28 @@ def test_baseline_under_xdist(project: Project, monkeypatch: pytest.MonkeyPatch)
     # A baselined finding is known: no annotation marks it in the pull request.
     again.stdout.no_fnmatch_line("::error*")
     again.stdout.no_fnmatch_line("*baseline entr*gone*")
+
+
+def test_a_test_code_hold_that_fails_is_counted_as_a_failure_not_a_note(
+    project: Project,
+) -> None:
+    project.app("app = None\n")
+    project.tests(
+        """
+        import time
+        import pytest
+
+        @pytest.mark.noblock(count_test_code=True)
+        async def test_own():
+            time.sleep(0.2)
+        """
+    )
+    result = project.run("--noblock-report=report.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["1 tests watched, 1 failed on holds, 0 holds in test code (not blamed)"]
+    )
+    data = json.loads((project.pytester.path / "report.json").read_text())
+    hold = data["tests"][0]["holds"][0]
+    assert hold["origin"] == "test code"
+    assert hold["in_spawned_task"] is False

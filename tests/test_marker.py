@@ -244,6 +244,17 @@ def test_two_positional_values_stop_the_run(project: Project) -> None:
     )
 
 
+def test_a_budget_given_twice_stops_the_run_naming_both(project: Project) -> None:
+    project.app(APP)
+    project.tests(slow_test("noblock(20, budget_ms=30)"))
+    result = project.run()
+    assert_one_usage_error(
+        result,
+        "ERROR: noblock: test_app.py::test_x: @pytest.mark.noblock got the budget twice, "
+        "as its first value (20) and as budget_ms=30: give one",
+    )
+
+
 def test_bad_count_test_code_stops_the_run(project: Project) -> None:
     project.app(APP)
     project.tests(slow_test('noblock(count_test_code="yes")'))

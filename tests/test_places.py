@@ -253,36 +253,55 @@ async def fast():
 """
 
 
-def test_lifespan_startup_and_shutdown_are_notes(project: Project) -> None:
-    lines = hold_lines(LIFESPAN_APP)
-    project.app(LIFESPAN_APP)
-    project.tests(
-        """
+LIFESPAN_TESTS = {
+    "async": """
+        import pytest
+
+        @pytest.mark.noblock
+        @pytest.mark.parametrize("n", [1, 2, 3])
+        async def test_async(noblock_client, n):
+            assert (await noblock_client.get("/fast")).status_code == 200
+        """,
+    "sync": """
         import pytest
         from starlette.testclient import TestClient
         from app import app
 
         @pytest.mark.noblock
-        async def test_async(noblock_client):
-            assert (await noblock_client.get("/fast")).status_code == 200
-
-        @pytest.mark.noblock
-        def test_sync():
+        @pytest.mark.parametrize("n", [1, 2, 3])
+        def test_sync(n):
             with TestClient(app) as client:
                 assert client.get("/fast").status_code == 200
-        """
-    )
+        """,
+}
+
+
+@pytest.mark.parametrize("kind", list(LIFESPAN_TESTS))
+def test_lifespan_startup_and_shutdown_are_notes_told_once(project: Project, kind: str) -> None:
+    lines = hold_lines(LIFESPAN_APP)
+    project.app(LIFESPAN_APP)
+    project.tests(LIFESPAN_TESTS[kind])
     result = project.run()
-    result.assert_outcomes(passed=2)
-    for kind in ("async", "sync"):
-        for phase in ("startup", "shutdown"):
-            result.stdout.fnmatch_lines(
-                [
-                    f"test_app.py::test_{kind}: the app's lifespan held the event loop for * ms "
-                    f"at app.py:{lines[phase]} (budget 50 ms); not counted against the app "
-                    "(count it with @pytest.mark.noblock(count_lifespan=True))"
-                ]
-            )
+    result.assert_outcomes(passed=3)
+    for phase in ("startup", "shutdown"):
+        # Told for the first test; every test's lifespan is summed up once at the end.
+        result.stdout.fnmatch_lines(
+            [
+                f"test_app.py::test_{kind}[[]1]: the app's lifespan held the event loop for * ms "
+                f"at app.py:{lines[phase]} (budget 50 ms); not counted against the app "
+                "(count it with @pytest.mark.noblock(count_lifespan=True))"
+            ]
+        )
+        result.stdout.fnmatch_lines(
+            [
+                "the app's lifespan (noted, not failed; count_lifespan=True counts it):",
+                f"      3 x app.py:{lines[phase]} in lifespan, longest * ms",
+            ],
+            consecutive=False,
+        )
+    result.stdout.no_fnmatch_line(f"test_app.py::test_{kind}[[]2]*")
+    result.stdout.no_fnmatch_line("*longest holds*the app's lifespan*")
+    assert not [line for line in result.stdout.lines if "  the app's lifespan  " in line]
 
 
 def test_lifespan_holds_fail_with_count_lifespan(project: Project) -> None:

@@ -960,3 +960,20 @@ def test_patches_are_restored_when_interrupted(project: Project, tmp_path: Path)
         "open": "builtin_function_or_method",
         "held": [True, True, True, True],
     }
+
+
+@pytest.mark.parametrize("entry", ["requests", "requests.get", "requests.api.get"])
+def test_allowlist_entries_as_users_write_them_match(
+    project: Project, fast_http: str, entry: str
+) -> None:
+    source = endpoint("import requests", f"requests.get({fast_http!r}, timeout=5)")
+    tests = f"""
+        import pytest
+
+        @pytest.mark.noblock(strict=True, allow=[{entry!r}])
+        async def test_call(noblock_client):
+            assert (await noblock_client.get("/call")).status_code == 200
+        """
+    result = run_strict(project, source, tests)
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*matched no call*")

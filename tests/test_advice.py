@@ -1,0 +1,99 @@
+"""Advice that names the job: what the blocking work was, and what to use instead."""
+
+from __future__ import annotations
+
+# Kept in sys.modules between in-process runs (see test_kinds.py).
+import fastapi  # noqa: F401
+import pytest
+from conftest import Project, line_of
+
+THREAD_ADVICE = (
+    "  instead   run it in a worker thread: `await anyio.to_thread.run_sync(...)` "
+    "(or `run_in_threadpool`); it lets the GIL go, so the loop keeps serving"
+)
+
+
+def run_one(project: Project, source: str, budget_ms: int = 50) -> pytest.RunResult:
+    project.app(source)
+    project.tests(
+        f"""
+        import pytest
+
+        @pytest.mark.noblock({budget_ms})
+        async def test_call(noblock_client):
+            assert (await noblock_client.get("/call")).status_code == 200
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(failed=1)
+    return result
+
+
+def test_pbkdf2_password_hashing_is_named_as_such(project: Project) -> None:
+    source = """
+        import hashlib
+        from fastapi import FastAPI
+
+        app = FastAPI()
+
+        @app.get("/call")
+        async def call():
+            key = hashlib.pbkdf2_hmac("sha256", b"secret", b"salt", 900_000)
+            return {"n": len(key)}
+        """
+    result = run_one(project, source)
+    line = line_of(source, "pbkdf2_hmac")
+    result.stdout.fnmatch_lines(
+        [
+            f"  call      app.py:{line} in call",
+            "  why       password hashing: slow on purpose, CPU work meant for a thread",
+            THREAD_ADVICE,
+        ]
+    )
+
+
+def test_argon2_password_hashing_is_named_as_such(project: Project) -> None:
+    pytest.importorskip("argon2")
+    source = """
+        from argon2 import PasswordHasher
+        from fastapi import FastAPI
+
+        app = FastAPI()
+        hasher = PasswordHasher(time_cost=6)
+
+        @app.get("/call")
+        async def call():
+            return {"hash": hasher.hash("correct horse battery staple")}
+        """
+    result = run_one(project, source)
+    line = line_of(source, "hasher.hash(")
+    result.stdout.fnmatch_lines(
+        [
+            f"  call      app.py:{line} in call",
+            "  why       password hashing: slow on purpose, CPU work meant for a thread",
+        ]
+    )
+
+
+def test_building_an_httpx_client_per_request_says_reuse_one(project: Project) -> None:
+    source = """
+        import httpx
+        from fastapi import FastAPI
+
+        app = FastAPI()
+
+        @app.get("/call")
+        async def call():
+            for _ in range(4):
+                async with httpx.AsyncClient() as client:
+                    pass
+            return {}
+        """
+    result = run_one(project, source, budget_ms=20)
+    result.stdout.fnmatch_lines(
+        [
+            "  why       building an httpx client (a new SSL context each time, tens of ms)",
+            "  instead   make one client when the app starts (in its lifespan) and reuse it "
+            "for every request",
+        ]
+    )
