@@ -49,9 +49,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     defaults = config.stash[runner.DEFAULTS]
     watch_all = config.stash[runner.GATE].watch_all
     checked_app = False
+    watching = not config.getoption("noblock_off")
     for item in items:
         settings = settings_for(item, defaults, watch_all=watch_all)
-        if settings is not None:
+        if settings is not None and watching:
             item.stash[runner.SETTINGS] = settings
         if not checked_app and _uses_default_app(item):
             _check_app_setting(config, item)

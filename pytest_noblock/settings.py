@@ -63,6 +63,14 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="MS",
         help="how long code serving a request may hold the event loop (overrides the ini).",
     )
+    group.addoption(
+        "--noblock-off",
+        dest="noblock_off",
+        action="store_true",
+        default=False,
+        help="watch nothing, keep the marker and fixtures (noblock_client still works; "
+        "-p no:noblock would leave it undefined).",
+    )
     parser.addini(
         "noblock_budget_ms",
         help="default budget for @pytest.mark.noblock in milliseconds (50).",

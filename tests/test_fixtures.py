@@ -6,7 +6,7 @@ from __future__ import annotations
 # FastAPI and Starlette (a half-imported Starlette left over between runs breaks routing).
 import fastapi  # noqa: F401
 import pytest
-from conftest import Project
+from conftest import SLOW_AND_FAST_APP, Project
 
 APP = """
 from fastapi import FastAPI
@@ -611,3 +611,20 @@ def test_blocking_lifespan_startup_is_not_blamed_on_the_test(project: Project) -
         ["test_app.py::test_x: the app's lifespan held the event loop for * ms*not counted*"]
     )
     result.stdout.no_fnmatch_line("*GET / held the event loop*")
+
+
+def test_noblock_off_keeps_the_fixtures_and_watches_nothing(project: Project) -> None:
+    project.app(SLOW_AND_FAST_APP)
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_slow(noblock_client):
+            assert (await noblock_client.get("/slow")).status_code == 200
+        """
+    )
+    result = project.run("--noblock-off", "--noblock-all")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*held the event loop*")
+    result.stdout.no_fnmatch_line("*noblock: longest holds*")
