@@ -36,6 +36,8 @@ class Hold:
     phase: str | None = None
     # The one-time work a route's first request did on this app (see `warmup`).
     warm_up: str | None = None
+    # Young-generation collections the hold's own allocations set off: counted in it.
+    young_collecting_s: float = 0.0
 
     @property
     def blamed_on_app(self) -> bool:
@@ -97,6 +99,7 @@ def _analyse(segment: Segment, budget_s: float) -> Hold:
         in_spawned_task=site is not None and site.in_spawned_task and isinstance(origin, Request),
         phase=phase,
         warm_up=warm_up,
+        young_collecting_s=segment.young_collecting_s,
     )
 
 

@@ -61,6 +61,7 @@ def hold_record(hold: Hold, rootdir: str, *, failing: bool, baselined: bool = Fa
     return {
         "held_ms": _ms(hold.held_s),
         "wall_ms": _ms(hold.wall_s),
+        "young_gc_ms": _ms(hold.young_collecting_s),
         "origin": _origin_kind(hold),
         "who": hold.origin.describe() if hold.origin is not None else "code outside the test",
         "blamed": hold.blamed_on_app,

@@ -98,16 +98,21 @@ def describe_hold(
         f"{milliseconds(seconds)} {what}"
         for seconds, what in (
             (hold.waiting_s, "waiting for a CPU"),
-            (hold.collecting_s, "in garbage collection"),
+            (hold.collecting_s, "in full garbage collections of the test session's heap"),
             (hold.starting_threads_s, "waiting for new threads to start"),
         )
         if seconds >= 0.001
     ]
-    if not_counted:
-        field(
-            "timing",
-            f"{milliseconds(hold.wall_s)} wall, not counting {' and '.join(not_counted)}",
+    timing = []
+    if hold.young_collecting_s >= 0.001:
+        timing.append(
+            f"including {milliseconds(hold.young_collecting_s)} of garbage collection "
+            "its own allocations set off"
         )
+    if not_counted:
+        timing.append(f"not counting {' and '.join(not_counted)}")
+    if timing:
+        field("timing", f"{milliseconds(hold.wall_s)} wall, {'; '.join(timing)}")
     if hold.hint:
         lines.extend(advice_lines(hold.hint))
     return lines

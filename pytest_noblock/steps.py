@@ -6,8 +6,9 @@ was held and by whom, which a probe's lateness cannot: fifty concurrent requests
 each take 1 ms make a probe 50 ms late without any of them holding the loop.
 
 Time the loop thread lost to something other than the code it ran is taken out of a
-segment: waiting for a CPU (threadtime), garbage collection, and waiting inside
-`Thread.start` for a new thread to run.
+segment: waiting for a CPU (threadtime), full garbage collections, and waiting inside
+`Thread.start` for a new thread to run. Young-generation collections stay in: they are set
+off by what the segment itself allocated.
 
 Two more boundaries split a step. `httpx.ASGITransport` runs a whole request inside the
 caller's step without ever yielding, so the start and end of each request (see
@@ -41,6 +42,7 @@ class Segment:
         "starting_threads_s",
         "usage_after",
         "usage_before",
+        "young_collecting_s",
     )
 
     def __init__(
@@ -51,11 +53,13 @@ class Segment:
         seen: Observation,
         collecting_s: float,
         starting_threads_s: float,
+        young_collecting_s: float = 0.0,
     ) -> None:
         self.start = start
         self.end = end
         self.origin = origin
         self.collecting_s = collecting_s
+        self.young_collecting_s = young_collecting_s
         self.starting_threads_s = starting_threads_s
         self.samples = seen.samples
         self.usage_before = seen.usage_before
@@ -80,10 +84,12 @@ class Segment:
 
     @property
     def held_s(self) -> float:
-        """Wall time, less what the machine and the garbage collector took.
+        """Wall time, less what the machine and full garbage collections took.
 
-        A collection stops every thread wherever it happens to be; in a test process the
-        heap is pytest's and the whole suite's, so the pause says nothing about the app.
+        A full collection walks the whole heap, which in a test process is pytest's and the
+        whole suite's: its pause says nothing about the app. A young-generation collection
+        runs because the code running allocated enough to set it off, and costs in
+        proportion to what it allocated: the segment's own time (`young_collecting_s`).
         """
         lost = self.waiting_s + self.collecting_s + self.starting_threads_s
         return max(self.wall_s - lost, 0.0)
@@ -137,17 +143,29 @@ class LostTime:
         return sum(seconds for began, seconds in list(self._log) if start <= began < end)
 
 
-class GarbageCollectorTime:
-    """The time the loop thread spends in garbage collections, as `LostTime`.
+# The oldest generation: a collection of it walks everything the process holds.
+FULL_COLLECTION = 2
 
-    Only collections run by the loop thread count: one run by another thread while the
-    loop thread sleeps in a blocking call takes nothing from the loop.
+
+class GarbageCollectorTime:
+    """The time the loop thread spends in garbage collections, by when each began.
+
+    Full collections are `lost`: taken out of the segment they land in, less the time the
+    thread waited for a CPU meanwhile (that wait is taken out already). Young ones are
+    `young`: counted, and shown in the report's timing line. Only collections run by the
+    loop thread count: one run by another thread while the loop thread sleeps in a
+    blocking call takes nothing from the loop.
     """
 
-    def __init__(self, thread_ident: int) -> None:
+    def __init__(self, thread_ident: int, usage: ThreadUsage) -> None:
         self.lost = LostTime()
+        self.young = LostTime()
+        self._usage = usage
         self._thread_ident = thread_ident
         self._started: float | None = None
+        self._full = False
+        # The thread's CPU wait so far when the running full collection began.
+        self._waited_before: float | None = None
 
     def __call__(
         self,
@@ -159,8 +177,20 @@ class GarbageCollectorTime:
         if phase == "start":
             if _get_ident() == self._thread_ident:
                 self._started = _now()
+                self._full = info.get("generation", FULL_COLLECTION) >= FULL_COLLECTION
+                # Young collections run by the thousand: only the rare full one pays for
+                # reading the thread's usage.
+                usage = self._usage.read() if self._full else None
+                self._waited_before = usage.waiting_s if usage is not None else None
         elif self._started is not None:
-            self.lost.add(self._started, _now() - self._started)
+            took = _now() - self._started
+            if not self._full:
+                self.young.add(self._started, took)
+            else:
+                usage = self._usage.read() if self._waited_before is not None else None
+                if usage is not None and self._waited_before is not None:
+                    took -= max(usage.waiting_s - self._waited_before, 0.0)
+                self.lost.add(self._started, max(took, 0.0))
             self._started = None
 
     def install(self) -> None:
@@ -183,7 +213,7 @@ class StepClock:
     def __init__(self, thread_ident: int, usage: ThreadUsage, keep_over_s: float) -> None:
         self.thread_ident = thread_ident
         self.usage = usage
-        self.gc = GarbageCollectorTime(thread_ident)
+        self.gc = GarbageCollectorTime(thread_ident, usage)
         # See `_timed_thread_start`.
         self.thread_starts = LostTime()
         self.keep_over_s = keep_over_s
@@ -231,6 +261,7 @@ class StepClock:
             seen,
             self.gc.lost.between(start, end),
             self.thread_starts.between(start, end),
+            self.gc.young.between(start, end),
         )
         if segment.usage_before is None:
             segment.usage_before = self.usage.nearest(start)

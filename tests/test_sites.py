@@ -7,6 +7,7 @@ sample, and never a line of the plugin itself.
 
 from __future__ import annotations
 
+import json
 import re
 
 # Kept in sys.modules between in-process runs (see test_kinds.py).
@@ -318,3 +319,23 @@ def test_a_template_that_holds_most_of_the_time_is_named_at_its_line(
             "            templates/heavy.html:1 in root",
         ]
     )
+
+
+def test_collections_a_request_sets_off_are_counted_and_shown(project: Project) -> None:
+    project.app(HUGE_RESPONSE_APP)
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock(20)
+        async def test_rows(noblock_client):
+            assert (await noblock_client.get("/rows")).status_code == 200
+        """
+    )
+    result = project.run_subprocess("--noblock-report=report.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["  timing    * ms wall, including * ms of garbage collection its own allocations set off*"]
+    )
+    hold = json.loads((project.pytester.path / "report.json").read_text())["tests"][0]["holds"][0]
+    assert 0 < hold["young_gc_ms"] < hold["held_ms"]

@@ -970,7 +970,7 @@ def test_allowlist_entries_as_users_write_them_match(
     tests = f"""
         import pytest
 
-        @pytest.mark.noblock(strict=True, allow=[{entry!r}])
+        @pytest.mark.noblock(500, strict=True, allow=[{entry!r}])  # strict mode alone
         async def test_call(noblock_client):
             assert (await noblock_client.get("/call")).status_code == 200
         """
