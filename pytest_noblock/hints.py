@@ -156,3 +156,10 @@ def hint_for(callee: str | None, library_modules: Sequence[str], cpu_bound: bool
 def is_generic(hint: Hint) -> bool:
     """Advice for a call no rule knows: any rule that knows it says more."""
     return (hint.what, hint.instead) in (_CPU, _UNKNOWN)
+
+
+KEPT_THE_GIL = Hint(
+    "a C call that keeps the GIL: it stops the event loop even from a worker thread",
+    "run it in a process pool (`await loop.run_in_executor(ProcessPoolExecutor(), ...)`), "
+    "or make each call short: stream the response in chunks, or a faster encoder (orjson)",
+)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import warmup
-from .hints import Hint, hint_for, is_generic
+from .hints import KEPT_THE_GIL, Hint, hint_for, is_generic
 from .origins import Origin, Request
 from .phases import find_phase
 from .sites import Site, choose
@@ -38,6 +38,10 @@ class Hold:
     warm_up: str | None = None
     # Young-generation collections the hold's own allocations set off: counted in it.
     young_collecting_s: float = 0.0
+    # A worker thread kept the GIL (see `gil`): the loop could not run.
+    in_worker_thread: bool = False
+    # Time the loop waited for the GIL a worker kept: that worker's hold, not this one.
+    waiting_for_workers_s: float = 0.0
 
     @property
     def blamed_on_app(self) -> bool:
@@ -78,7 +82,11 @@ def _analyse(segment: Segment, budget_s: float) -> Hold:
         call_site = locate_call(site.frame, deeper[0] if deeper else None)
         if deeper:
             landed = deeper[-1]
-        hint = _hint(site, call_site.callee, bool(cpu_bound))
+        hint = (
+            KEPT_THE_GIL
+            if segment.in_worker_thread
+            else _hint(site, call_site.callee, bool(cpu_bound))
+        )
         if isinstance(origin, Request) and origin.first_on_route:
             warm_up = warmup.classify(site.weighed, held, budget_s)
     return Hold(
@@ -96,7 +104,14 @@ def _analyse(segment: Segment, budget_s: float) -> Hold:
         hint=hint,
         # Only a request spawns tasks the report tells apart; the test's own code and the
         # lifespan run in tasks of their own from the start.
-        in_spawned_task=site is not None and site.in_spawned_task and isinstance(origin, Request),
+        in_spawned_task=(
+            site is not None
+            and site.in_spawned_task
+            and isinstance(origin, Request)
+            and not segment.in_worker_thread
+        ),
+        in_worker_thread=segment.in_worker_thread,
+        waiting_for_workers_s=segment.waiting_for_workers_s,
         phase=phase,
         warm_up=warm_up,
         young_collecting_s=segment.young_collecting_s,

@@ -70,6 +70,7 @@ def hold_record(hold: Hold, rootdir: str, *, failing: bool, baselined: bool = Fa
         "request": request.describe() if request is not None else None,
         "handler": request.handler if request is not None else None,
         "in_spawned_task": hold.in_spawned_task,
+        "in_worker_thread": hold.in_worker_thread,
         "call_site": None if site is None else _site(site, rootdir),
         "landed": _frame(hold.landed, rootdir) if hold.landed is not None else None,
         "app_stack": [_frame(frame, rootdir) for frame in hold.app_frames],

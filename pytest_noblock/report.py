@@ -53,12 +53,11 @@ def call_lines(site: CallSite, rootdir: str) -> list[str]:
     return lines
 
 
-def advice_lines(hint: Hint) -> list[str]:
-    return [
-        field_line("why", hint.what),
-        field_line("instead", hint.instead),
-        field_line("", DEF_ENDPOINT),
-    ]
+def advice_lines(hint: Hint, *, in_a_thread: bool = False) -> list[str]:
+    lines = [field_line("why", hint.what), field_line("instead", hint.instead)]
+    if not in_a_thread:
+        lines.append(field_line("", DEF_ENDPOINT))
+    return lines
 
 
 def describe_hold(
@@ -74,6 +73,8 @@ def describe_hold(
         handler = request.handler or "(not routed to an endpoint)"
         if hold.in_spawned_task:
             handler += "  (in a task the request started)"
+        elif hold.in_worker_thread:
+            handler += "  (in a worker thread, keeping the GIL)"
         field("handler", handler)
     site = hold.call_site
     if site is None:
@@ -100,6 +101,7 @@ def describe_hold(
             (hold.waiting_s, "waiting for a CPU"),
             (hold.collecting_s, "in full garbage collections of the test session's heap"),
             (hold.starting_threads_s, "waiting for new threads to start"),
+            (hold.waiting_for_workers_s, "waiting for the GIL a worker thread kept"),
         )
         if seconds >= 0.001
     ]
@@ -114,7 +116,7 @@ def describe_hold(
     if timing:
         field("timing", f"{milliseconds(hold.wall_s)} wall, {'; '.join(timing)}")
     if hold.hint:
-        lines.extend(advice_lines(hold.hint))
+        lines.extend(advice_lines(hold.hint, in_a_thread=hold.in_worker_thread))
     return lines
 
 

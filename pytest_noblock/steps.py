@@ -36,12 +36,14 @@ class Segment:
     __slots__ = (
         "collecting_s",
         "end",
+        "in_worker_thread",
         "origin",
         "samples",
         "start",
         "starting_threads_s",
         "usage_after",
         "usage_before",
+        "waiting_for_workers_s",
         "young_collecting_s",
     )
 
@@ -60,6 +62,10 @@ class Segment:
         self.origin = origin
         self.collecting_s = collecting_s
         self.young_collecting_s = young_collecting_s
+        # A worker thread's stretch with the GIL (see `gil`), not the loop's own time.
+        self.in_worker_thread = False
+        # Time the loop thread waited for the GIL a worker thread kept (see `gil`).
+        self.waiting_for_workers_s = 0.0
         self.starting_threads_s = starting_threads_s
         self.samples = seen.samples
         self.usage_before = seen.usage_before
@@ -91,7 +97,12 @@ class Segment:
         runs because the code running allocated enough to set it off, and costs in
         proportion to what it allocated: the segment's own time (`young_collecting_s`).
         """
-        lost = self.waiting_s + self.collecting_s + self.starting_threads_s
+        lost = (
+            self.waiting_s
+            + self.collecting_s
+            + self.starting_threads_s
+            + self.waiting_for_workers_s
+        )
         return max(self.wall_s - lost, 0.0)
 
 
@@ -216,6 +227,8 @@ class StepClock:
         self.gc = GarbageCollectorTime(thread_ident, usage)
         # See `_timed_thread_start`.
         self.thread_starts = LostTime()
+        # Stretches a worker thread kept the GIL, found after the fact (see `gil`).
+        self.workers_kept_gil = LostTime()
         self.keep_over_s = keep_over_s
         self.current: OpenSegment | None = None
         # The watchdog's notes on the open segment, by its start.
@@ -270,6 +283,26 @@ class StepClock:
             self.kept.append(segment)
         else:
             self.dropped += 1
+
+    def keep_other_thread(self, segment: Segment) -> None:
+        """A worker thread's stretch with the GIL: its request's hold, not the loop's."""
+        segment.in_worker_thread = True
+        self.workers_kept_gil.add(segment.start, segment.wall_s)
+        if len(self.kept) < self.MAX_KEPT:
+            self.kept.append(segment)
+        else:
+            self.dropped += 1
+
+    def settle(self) -> None:
+        """Once the watch is over: take the workers' stretches out of the loop's segments.
+
+        They are found only after they end, when the loop's segment may be kept already.
+        """
+        for segment in self.kept:
+            if not segment.in_worker_thread:
+                segment.waiting_for_workers_s = self.workers_kept_gil.between(
+                    segment.start, segment.end
+                )
 
     def observe(self, start: float) -> Observation:
         """The watchdog's notes on the segment open since `start`; older notes are dropped."""

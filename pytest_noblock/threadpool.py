@@ -25,6 +25,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from .gil import for_worker
 from .origins import Origin, Request, current_origin
 from .report import milliseconds
 
@@ -82,7 +83,7 @@ class _MeteredPool:
             self.borrowers[id(task)] = (task, current_origin.get())
         try:
             kwargs["limiter"] = _MeteredLimiter(self, limiter)
-            return await self.original(func, *args, **kwargs)
+            return await self.original(for_worker(func, current_origin.get()), *args, **kwargs)
         finally:
             if task is not None:
                 self.borrowers.pop(id(task), None)

@@ -76,6 +76,7 @@ class LoopWatch:
         return self._findings or Findings()
 
     def _judge(self, clock: StepClock, watchdog: Watchdog) -> Findings:
+        clock.settle()
         holds = find_holds(clock.kept, self.settings.budget_s)
         findings = Findings(steps=clock.steps, dropped=clock.dropped)
         for hold in holds:

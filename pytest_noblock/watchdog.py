@@ -24,6 +24,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from . import threadpool
+from .gil import GilWatch
 from .stacks import capture_with_local_types
 from .steps import Sample, StepClock
 from .threadtime import ThreadUsage, now
@@ -111,6 +112,7 @@ class Watchdog:
         alarm_after_s = max(budget_s * 0.8, 2 * self._tick_s + 0.01)
         self._alarm = CpuAlarm(alarm_after_s, self._on_alarm) if cpu_alarm else None
         self._last_tick = now()
+        self._gil = GilWatch(clock, budget_s)
         self._starved_sample: tuple[Sample, float] | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(
@@ -135,8 +137,12 @@ class Watchdog:
         self._close_starved_stretch(now())
 
     def _run(self) -> None:
-        while not self._stopping.wait(self._tick_s):
-            self._tick()
+        self._gil.start()
+        try:
+            while not self._stopping.wait(self._tick_s):
+                self._tick()
+        finally:
+            self._gil.close()
 
     def _tick(self) -> None:
         at = now()
@@ -147,6 +153,7 @@ class Watchdog:
         self._last_tick = at
         self._usage.remember(at)
         threadpool.sample()
+        self._gil.tick(at, since_last_tick - self._tick_s)
         current = self._clock.current
         if current is None or at - current[0] < self._sample_after_s:
             return

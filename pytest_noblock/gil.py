@@ -1,0 +1,130 @@
+"""Worker threads that keep the GIL: a `def` endpoint can stop the loop from its thread.
+
+FastAPI and Starlette run `def` endpoints and dependencies in anyio's worker threads, which
+is right for calls that wait: they let the GIL go. A C call that keeps it for its whole
+length (`json.dumps` of a big object) stops every Python thread instead, the loop's too,
+and the step clock sees nothing of it: the loop is idle, or its step looks long for no
+reason of its own.
+
+The watchdog sees it: it wakes every few milliseconds, and a wake-up late by more than the
+budget (less its own wait for a CPU) means some thread kept the GIL. If a worker thread
+running a call for one of this loop's requests used the CPU all that time, it was that
+thread: its stack, read as soon as the watchdog has the GIL back, still shows the line
+that made the call. The stretch becomes a hold of that request, and is taken out of the
+loop's own time.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .origins import Origin
+from .stacks import capture
+from .steps import Observation, Sample, Segment, StepClock
+from .threadtime import ThreadUsage
+
+# Worker threads running a call for a request right now: thread ident -> (the ident of the
+# loop thread that handed the call over, the request, the worker's CPU time when it began).
+busy_workers: dict[int, tuple[int, Origin | None, float]] = {}
+
+# A thread that used at least this share of the stretch on a CPU was the one running.
+RUNNING_SHARE = 0.5
+
+
+def for_worker(func: Callable[..., Any], origin: Origin | None) -> Callable[..., Any]:
+    """`func`, registered as the request's work while it runs in a worker thread."""
+    loop_thread = threading.get_ident()
+
+    def run_for_request(*args: Any) -> Any:
+        __tracebackhide__ = True
+        ident = threading.get_ident()
+        busy_workers[ident] = (loop_thread, origin, time.thread_time())
+        try:
+            return func(*args)
+        finally:
+            busy_workers.pop(ident, None)
+
+    return run_for_request
+
+
+def _cpu_time(ident: int) -> float | None:
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(ident))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+class GilWatch:
+    """Run by one loop's watchdog on every tick; keeps what it finds on the loop's clock."""
+
+    def __init__(self, clock: StepClock, budget_s: float) -> None:
+        self._clock = clock
+        self._budget_s = budget_s
+        self._own: ThreadUsage | None = None
+        self._own_waiting = 0.0
+        # CPU time of each of this loop's busy workers, and of the loop, at the last tick.
+        self._worker_cpu: dict[int, float] = {}
+        self._last_loop_cpu = 0.0
+
+    def start(self) -> None:
+        """On the watchdog's own thread: its CPU waits are not a worker's doing."""
+        self._own = ThreadUsage(threading.get_ident(), threading.get_native_id())
+        self._own_waiting = self._waiting()
+        self._last_loop_cpu = self._loop_cpu() or 0.0
+
+    def close(self) -> None:
+        if self._own is not None:
+            self._own.close()
+
+    def _waiting(self) -> float:
+        usage = self._own.read() if self._own is not None else None
+        return usage.waiting_s if usage is not None else 0.0
+
+    def tick(self, at: float, late_s: float) -> None:
+        """`late_s`: how much later than planned the watchdog woke up."""
+        waiting = self._waiting()
+        late_s -= max(waiting - self._own_waiting, 0.0)
+        self._own_waiting = waiting
+        loop_cpu = self._loop_cpu()
+        loop_used = loop_cpu - self._last_loop_cpu if loop_cpu is not None else 0.0
+        if loop_cpu is not None:
+            self._last_loop_cpu = loop_cpu
+        loop_thread = self._clock.thread_ident
+        mine = {
+            ident: (origin, began)
+            for ident, (loop, origin, began) in list(busy_workers.items())
+            if loop == loop_thread
+        }
+        used = {}
+        for ident, (_, began) in mine.items():
+            cpu = _cpu_time(ident)
+            if cpu is not None:
+                used[ident] = cpu - self._worker_cpu.get(ident, began)
+                self._worker_cpu[ident] = cpu
+        for ident in [ident for ident in self._worker_cpu if ident not in mine]:
+            del self._worker_cpu[ident]
+        if late_s <= self._budget_s or not mine:
+            return
+        # The loop thread ran most of the stretch: its own step, which the clock times.
+        if loop_used >= late_s * RUNNING_SHARE:
+            return
+        # Of this loop's busy workers, the one that ran most. On a loaded machine the one
+        # keeping the GIL may itself wait for a CPU meanwhile: no share of the stretch is
+        # asked of it, only that it ran more than the others.
+        culprit = max(mine, key=lambda ident: used.get(ident, 0.0))
+        frame = sys._current_frames().get(culprit)
+        if frame is None:
+            return
+        seen = Observation()
+        seen.samples.append(Sample(capture(frame), late_s))
+        del frame
+        start = at - late_s
+        self._clock.keep_other_thread(Segment(start, at, mine[culprit][0], seen, 0.0, 0.0))
+
+    def _loop_cpu(self) -> float | None:
+        usage = self._clock.usage.read()
+        return usage.cpu_s if usage is not None else None
