@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import linecache
 import os
+import re
 import site
 import sys
 import sysconfig
@@ -118,12 +119,14 @@ def capture_with_local_types(frame: FrameType | None) -> Stack:
         app_frame = app_frame.f_back if app_frame is not None else None
     if app_frame is None:
         return stack
-    types = tuple(
+    local_values = dict(list(app_frame.f_locals.items())[:64])
+    types = [
         (name, _qualified_name(type(value)))
-        for name, value in list(app_frame.f_locals.items())[:64]
+        for name, value in local_values.items()
         if not isinstance(value, ModuleType)
-    )
+    ]
     record = stack[deepest]
+    types += _attribute_types(record, local_values)
     patched = FrameRecord(
         record.filename,
         record.lineno,
@@ -131,9 +134,29 @@ def capture_with_local_types(frame: FrameType | None) -> Stack:
         record.module,
         record.code,
         record.lasti,
-        types,
+        tuple(types),
     )
     return (*stack[:deepest], patched, *stack[deepest + 1 :])
+
+
+_ATTRIBUTE = re.compile(r"\b([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
+
+
+def _attribute_types(record: FrameRecord, local_values: dict[str, object]) -> list[tuple[str, str]]:
+    """Types of the locals' attributes the frame's line names (`self.conn` in
+    `self.conn.execute(...)`), read from the objects' own `__dict__`: no property or
+    `__getattr__` of the app runs from the watchdog's thread."""
+    line = linecache.getline(record.filename, record.lineno)
+    found = []
+    for name, attribute in _ATTRIBUTE.findall(line):
+        value = local_values.get(name)
+        try:
+            inner = vars(value).get(attribute) if value is not None else None
+        except TypeError:  # no __dict__ (slots, builtins)
+            continue
+        if inner is not None and not isinstance(inner, ModuleType):
+            found.append((f"{name}.{attribute}", _qualified_name(type(inner))))
+    return found
 
 
 def _deepest_app_index(stack: Stack) -> int | None:
@@ -307,8 +330,14 @@ def resolve_callee(dotted: str, record: FrameRecord) -> str:
     if value is _MISSING:
         value = vars(_builtins()).get(first, _MISSING)
     if value is _MISSING:
-        type_name = dict(record.local_types).get(first)
-        return ".".join([type_name, *rest]) if type_name else dotted
+        # The longest name the frame's locals typed: `self.conn`, then `self`.
+        local_types = dict(record.local_types)
+        parts = dotted.split(".")
+        for cut in range(len(parts), 0, -1):
+            type_name = local_types.get(".".join(parts[:cut]))
+            if type_name:
+                return ".".join([type_name, *parts[cut:]])
+        return dotted
     for attribute in rest:
         if isinstance(value, ModuleType):
             value = vars(value).get(attribute, _MISSING)

@@ -97,3 +97,37 @@ def test_building_an_httpx_client_per_request_says_reuse_one(project: Project) -
             "for every request",
         ]
     )
+
+
+def test_sqlite_through_an_object_of_the_app_gets_the_sqlite_advice(project: Project) -> None:
+    source = """
+        import sqlite3
+        from fastapi import FastAPI
+
+        app = FastAPI()
+        QUERY = (
+            "WITH RECURSIVE cnt(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM cnt "
+            "WHERE x < 3000000) SELECT count(*) FROM cnt"
+        )
+
+        class Repository:
+            def __init__(self):
+                self.conn = sqlite3.connect(":memory:", check_same_thread=False)
+
+            def count(self):
+                return self.conn.execute(QUERY).fetchone()[0]
+
+        REPO = Repository()
+
+        @app.get("/call")
+        async def call():
+            return {"count": REPO.count()}
+        """
+    result = run_one(project, source)
+    line = line_of(source, "self.conn.execute(QUERY)")
+    result.stdout.fnmatch_lines(
+        [
+            f"  call      app.py:{line} in Repository.count",
+            "  why       a blocking SQLite call",
+        ]
+    )
