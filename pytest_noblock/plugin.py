@@ -78,6 +78,12 @@ def _check_app_setting(config: pytest.Config, item: pytest.Item) -> None:
         raise pytest.UsageError(str(error)) from None
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # pytest-rerunfailures runs the same item again: each attempt starts with a clean slate.
+    runner.forget_attempt(item)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     settings = item.stash.get(runner.SETTINGS, None)
@@ -155,7 +161,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if gate is not None:
         gate.summary(terminalreporter)
     lines: list[str] = []
-    for reports in terminalreporter.stats.values():
+    for outcome, reports in terminalreporter.stats.items():
+        if outcome == "rerun":
+            continue  # an earlier attempt's notes: the last attempt's are the test's
         for report in reports:
             for title, content in getattr(report, "sections", ()):
                 if title == NOTES_SECTION and getattr(report, "when", None) == "call":
@@ -188,6 +196,11 @@ def noblock_client(
     """An `httpx.AsyncClient` on the app (base URL http://testserver), lifespan included."""
     app = check_asgi_app(noblock_app, "the noblock_app fixture")
     client, transport = _make_client(app)
-    request.node.stash.setdefault(runner.TRANSPORTS, []).append(transport)
-    yield client
-    transport.lifespan.abandon()
+    transports = request.node.stash.setdefault(runner.TRANSPORTS, [])
+    transports.append(transport)
+    try:
+        yield client
+    finally:
+        transport.lifespan.abandon()
+        # A rerun (pytest-rerunfailures) makes a new client for the same item.
+        transports.remove(transport)

@@ -201,6 +201,14 @@ def _gate_records(
     return failing
 
 
+def forget_attempt(item: pytest.Item) -> None:
+    """Drop what an earlier attempt of this test left for the report hooks."""
+    keys: tuple[pytest.StashKey[Any], ...] = (FAILURE_TEXT, HEADLINE, NOTES, RECORD)
+    for key in keys:
+        if key in item.stash:
+            del item.stash[key]
+
+
 def add_note(item: pytest.Item, note: str) -> None:
     item.stash.setdefault(NOTES, []).append(note)
 

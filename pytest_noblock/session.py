@@ -170,7 +170,9 @@ class Gate:
         if self.baseline_path is not None and not self.recording:
             self.baseline = _load_baseline(self.baseline_path, str(baseline))
         self.known: set[BaselineKey] = {entry_key(entry) for entry in self.baseline}
-        self.records: list[Record] = []
+        # One record per test, its last attempt's (pytest-rerunfailures reruns a failed test).
+        self.records: dict[str, Record] = {}
+        self.reruns: Counter[str] = Counter()
         self.wrote_baseline: int | None = None
         self.problems: list[str] = []
 
@@ -183,14 +185,27 @@ class Gate:
     # --- on the controller ---
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Every call report, the workers' too under xdist, passes here on the controller."""
+        """Every call report, the workers' too under xdist, passes here on the controller.
+
+        An attempt pytest-rerunfailures runs again reports "rerun": it is counted, and its
+        record (a failed attempt's) stands until the next attempt brings its own.
+        """
+        rerun = report.outcome == "rerun"  # type: ignore[comparison-overlap]
+        if rerun:
+            self.reruns[report.nodeid] += 1
         record = getattr(report, REPORT_ATTRIBUTE, None)
         if isinstance(record, dict) and report.when == "call":
-            record = dict(record, outcome=report.outcome)
-            self.records.append(record)
+            outcome = "failed" if rerun else report.outcome
+            self.records[report.nodeid] = dict(record, outcome=outcome)
+
+    def _tests(self) -> list[Record]:
+        return [
+            dict(record, attempts=self.reruns[nodeid] + 1)
+            for nodeid, record in sorted(self.records.items())
+        ]
 
     def _holds(self) -> Iterable[tuple[Record, Record]]:
-        for record in self.records:
+        for record in self.records.values():
             for hold in record["holds"]:
                 yield record, hold
 
@@ -253,7 +268,7 @@ class Gate:
             "versions": _versions(),
             "platform": sys.platform,
             "summary": self._counts(),
-            "tests": sorted(self.records, key=lambda record: str(record["nodeid"])),
+            "tests": self._tests(),
             "baseline_gone": self.gone() if self.baseline_path and not self.recording else [],
         }
 
@@ -261,8 +276,8 @@ class Gate:
         holds = [hold for _, hold in self._holds()]
         return {
             "watched": len(self.records),
-            "failed_on_holds": sum(record["verdict"] == "failed" for record in self.records),
-            "baselined": sum(record["verdict"] == "baselined" for record in self.records),
+            "failed_on_holds": sum(r["verdict"] == "failed" for r in self.records.values()),
+            "baselined": sum(r["verdict"] == "baselined" for r in self.records.values()),
             "holds": len(holds),
             "holds_in_test_code": sum(hold["origin"] == "test code" for hold in holds),
         }
