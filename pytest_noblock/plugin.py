@@ -10,7 +10,7 @@ import httpx
 import pytest
 from _pytest._code.code import ReprFileLocation
 
-from . import runner, strict
+from . import patching, runner, strict
 from .client import (
     HOW_TO_SET_THE_APP,
     AppError,
@@ -103,6 +103,15 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
             pytrace=False,
         )
     return (yield from runner.run_async_test(item, settings, transports, test))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    try:
+        return (yield)
+    finally:
+        # The test's own patches are undone by now (its fixtures are torn down).
+        patching.settle()
 
 
 @pytest.hookimpl(wrapper=True)

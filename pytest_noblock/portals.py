@@ -28,6 +28,7 @@ import anyio.from_thread
 
 from . import steps, threadpool, trio_steps
 from .origins import LIFESPAN, current_origin
+from .patching import Swap
 from .settings import Settings
 from .tracking import ASGIApp, Receive, Scope, Send, TrackedApp
 from .watch import Findings, LoopWatch, runs_on_asyncio_event_loop
@@ -127,9 +128,7 @@ class SyncWatch:
         return notes
 
     def _patch(self, owner: object, name: str, replacement: object) -> None:
-        original = getattr(owner, name)
-        setattr(owner, name, replacement)
-        self._undo.append(lambda: setattr(owner, name, original))
+        self._undo.append(Swap.make(owner, name, replacement).undo)
 
     def _tracked_handle(self, original: Callable[..., Any]) -> Callable[..., Any]:
         """`_TestClientTransport.handle_request` giving the app to a tracked copy of itself.

@@ -26,6 +26,7 @@ from typing import Any
 import anyio.to_thread
 
 from .origins import Origin, Request, current_origin
+from .patching import Swap
 from .report import milliseconds
 
 
@@ -164,23 +165,25 @@ class _MeteredLimiter:
 
 
 _meter: _MeteredPool | None = None
+_swap: Swap | None = None
 _last: PoolWaits | None = None
 
 
 def install() -> None:
-    global _meter, _last
+    global _meter, _swap, _last
     if _meter is None:
         _last = None
         _meter = _MeteredPool(anyio.to_thread.run_sync)
-        anyio.to_thread.run_sync = _meter.run_sync  # type: ignore[assignment]
+        _swap = Swap.make(anyio.to_thread, "run_sync", _meter.run_sync)
 
 
 def uninstall() -> None:
-    global _meter, _last
+    global _meter, _swap, _last
     if _meter is not None:
-        anyio.to_thread.run_sync = _meter.original  # type: ignore[assignment]
+        if _swap is not None:
+            _swap.undo()
         _last = _meter.result()
-        _meter = None
+        _meter = _swap = None
 
 
 def sample() -> None:

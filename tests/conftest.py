@@ -75,8 +75,8 @@ class Project:
     def run(self, *args: str) -> pytest.RunResult:
         return self.pytester.runpytest(*self._options(args), *args)
 
-    def run_subprocess(self, *args: str) -> pytest.RunResult:
-        return self.pytester.runpytest_subprocess(*self._options(args), *args)
+    def run_subprocess(self, *args: str, timeout: float | None = None) -> pytest.RunResult:
+        return self.pytester.runpytest_subprocess(*self._options(args), *args, timeout=timeout)
 
     @staticmethod
     def _options(args: tuple[str, ...]) -> list[str]:
