@@ -35,6 +35,12 @@ RECORD = pytest.StashKey[dict[str, object]]()
 ALLOW_USED = pytest.StashKey[set[str]]()
 
 
+STRICT_IN_SYNC_TEST = (
+    "strict mode watches async tests only: strict=True does nothing in a sync test "
+    "(its TestClient requests are timed against the budget)"
+)
+
+
 def run_sync_test(item: pytest.Function, settings: Settings) -> Generator[None, object, object]:
     """A sync test: the loops watched are the ones its TestClient starts in portal threads."""
     with SyncWatch(settings) as sync_watch:
@@ -50,6 +56,8 @@ def run_sync_test(item: pytest.Function, settings: Settings) -> Generator[None, 
     if item.get_closest_marker(MARKER) is not None:
         for note in sync_watch.notes():
             add_note(item, note)
+        if settings.strict:
+            add_note(item, STRICT_IN_SYNC_TEST)
     waits = threadpool.take()
     if sync_watch.watched:
         _fail_on_holds(item, sync_watch.findings(), None, waits)

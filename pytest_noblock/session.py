@@ -23,7 +23,7 @@ import pytest
 
 from .records import BaselineKey, Record, baseline_key, entry_key
 from .report import milliseconds
-from .settings import Settings
+from .settings import Settings, ini_flag
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
@@ -107,15 +107,29 @@ def _load_baseline(path: Path, shown: str) -> list[Record]:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("kind") != BASELINE_KIND:
             raise ValueError
+        version = data.get("version")
         findings = data["findings"]
-        if not isinstance(findings, list) or not all(isinstance(f, dict) for f in findings):
+        if not isinstance(findings, list) or not all(map(_is_entry, findings)):
             raise ValueError
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         raise pytest.UsageError(
             f"noblock: --noblock-baseline={shown} is not a noblock baseline "
             "(delete it to record a new one)"
         ) from None
+    if version != SCHEMA_VERSION:
+        raise pytest.UsageError(
+            f"noblock: --noblock-baseline={shown} is version {version!r} of the baseline "
+            f"format; this pytest-noblock reads version {SCHEMA_VERSION} "
+            "(delete it to record a new one)"
+        )
     return findings
+
+
+def _is_entry(entry: object) -> bool:
+    """What a finding is matched by (see `records.entry_key`): text, or null."""
+    return isinstance(entry, dict) and all(
+        isinstance(entry.get(key), (str, type(None))) for key in ("function", "source", "handler")
+    )
 
 
 def _versions() -> dict[str, str]:
@@ -151,16 +165,18 @@ class Gate:
         self.defaults = defaults
         self.is_worker = hasattr(config, "workerinput")
         cli_all = config.getoption("noblock_all")
-        self.watch_all = bool(cli_all) or bool(config.getini("noblock_all"))
+        self.watch_all = ini_flag(config, "noblock_all") or bool(cli_all)
         self.durations = _durations(config.getoption("noblock_durations"))
         start = config.invocation_params.dir
         report = config.getoption("noblock_report")
         self.report_path = start / report if report else None
         cli_annotations = config.getoption("noblock_annotations")
+        # Read on every run: a bad value says so here, not only on GitHub.
+        ini_annotations = ini_flag(config, "noblock_annotations")
         self.annotations = (
             os.environ.get("GITHUB_ACTIONS") == "true"
             and cli_annotations is not False
-            and bool(config.getini("noblock_annotations"))
+            and ini_annotations
         )
         baseline = config.getoption("noblock_baseline")
         self.baseline_shown = baseline
