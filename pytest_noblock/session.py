@@ -132,6 +132,37 @@ def _is_entry(entry: object) -> bool:
     )
 
 
+def _output_path(start: Path, option: str, value: str | None) -> Path | None:
+    """Where an output goes; a path it plainly cannot go to stops the run before the tests."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise pytest.UsageError(f"noblock: {option} needs a file path, got {value!r}")
+    path = start / value
+    problem = _path_problem(start, path)
+    if problem is not None:
+        raise pytest.UsageError(f"noblock: {option}={value} cannot be written: {problem}")
+    return path
+
+
+def _path_problem(start: Path, path: Path) -> str | None:
+    """What keeps a file from being written at `path`, when the file system shows it."""
+    if path.is_dir():
+        return "it is a folder"
+    for folder in path.parents:
+        if folder.exists():
+            return None if folder.is_dir() else f"{_shown(start, folder)} is a file, not a folder"
+    return None
+
+
+def _shown(start: Path, path: Path) -> str:
+    """`path` as the user would give it: relative to where pytest was started, if under it."""
+    try:
+        return str(path.relative_to(start))
+    except ValueError:
+        return str(path)
+
+
 def _versions() -> dict[str, str]:
     versions = {"python": platform.python_version(), "pytest": pytest.__version__}
     for name in ("pytest-noblock", "pytest-asyncio", "anyio", "httpx", "pytest-xdist"):
@@ -168,8 +199,9 @@ class Gate:
         self.watch_all = ini_flag(config, "noblock_all") or bool(cli_all)
         self.durations = _durations(config.getoption("noblock_durations"))
         start = config.invocation_params.dir
-        report = config.getoption("noblock_report")
-        self.report_path = start / report if report else None
+        self.report_path = _output_path(
+            start, "--noblock-report", config.getoption("noblock_report")
+        )
         cli_annotations = config.getoption("noblock_annotations")
         # Read on every run: a bad value says so here, not only on GitHub.
         ini_annotations = ini_flag(config, "noblock_annotations")
@@ -180,7 +212,7 @@ class Gate:
         )
         baseline = config.getoption("noblock_baseline")
         self.baseline_shown = baseline
-        self.baseline_path = start / baseline if baseline else None
+        self.baseline_path = _output_path(start, "--noblock-baseline", baseline)
         self.recording = self.baseline_path is not None and not self.baseline_path.exists()
         self.baseline: list[Record] = []
         if self.baseline_path is not None and not self.recording:
@@ -225,24 +257,31 @@ class Gate:
             for hold in record["holds"]:
                 yield record, hold
 
-    def finish(self) -> None:
+    def finish(self) -> bool:
+        """Writes the report and the baseline asked for; False when one could not be."""
         if self.is_worker:
-            return
+            return True
+        written = True
         if self.report_path is not None:
-            self._write("--noblock-report", self.report_path, self.report())
+            written = self._write("--noblock-report", self.report_path, self.report())
         if self.recording and self.baseline_path is not None:
             findings = self._baseline_entries()
             baseline = {"kind": BASELINE_KIND, "version": SCHEMA_VERSION, "findings": findings}
             if self._write("--noblock-baseline", self.baseline_path, baseline):
                 self.wrote_baseline = len(findings)
+            else:
+                written = False
+        return written
 
     def _write(self, option: str, path: Path, data: Record) -> bool:
         # The tests have run: a bad path is told in one line, not an internal error.
+        start = self.config.invocation_params.dir
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         except OSError as error:
-            self.problems.append(f"noblock: could not write {option}={path}: {error.strerror}")
+            why = _path_problem(start, path) or error.strerror or str(error)
+            self.problems.append(f"noblock: could not write {option}={_shown(start, path)}: {why}")
             return False
         return True
 
