@@ -309,6 +309,7 @@ class WithState:
         self._state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        __tracebackhide__ = True  # tracebacks show the app, not the plugin
         if scope["type"] in ("http", "websocket") and self._state:
             # In place: the router writes the endpoint into this same dict, which is
             # where the report finds the handler's name.
@@ -324,6 +325,7 @@ class LifespanTransport(httpx.AsyncBaseTransport):
         self._inner = httpx.ASGITransport(app=WithState(app, self.lifespan.state))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        __tracebackhide__ = True
         await self.lifespan.start()
         return await self._inner.handle_async_request(request)
 

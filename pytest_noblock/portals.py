@@ -139,6 +139,7 @@ class SyncWatch:
         adopt = self._adopt
 
         def handle_request(transport: Any, request: Any) -> Any:
+            __tracebackhide__ = True  # tracebacks show the app, not the plugin
             twin = copy.copy(transport)
             twin.app = _Adopting(TrackedApp(transport.app), adopt)
             return original(twin, request)
@@ -178,6 +179,7 @@ class _Adopting:
         self._adopt = adopt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        __tracebackhide__ = True
         if threading.get_ident() not in steps.clocks:
             self._adopt()
         await self.app(scope, receive, send)
@@ -189,6 +191,7 @@ def _lifespan_origin(
     """`TestClient.lifespan` run as the app's lifespan: noted, never blamed on a request."""
 
     async def lifespan(self: Any) -> None:
+        __tracebackhide__ = True
         token = current_origin.set(LIFESPAN)
         try:
             await original(self)

@@ -104,6 +104,7 @@ class Recorder:
         kwargs: dict[str, Any],
         frame: FrameType | None,
     ) -> Any:
+        __tracebackhide__ = True  # tracebacks show the app, not the plugin
         if self._running:
             outer = self._running[0]
             if outer is not None and callee not in outer.then and frame is not None:

@@ -81,6 +81,7 @@ class StandIn:
 
 def _forward(name: str) -> Callable[..., Any]:
     def forward(self: StandIn, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # tracebacks show the app, not the plugin
         return getattr(self._target, name)(*args, **kwargs)
 
     forward.__name__ = forward.__qualname__ = name
@@ -91,6 +92,7 @@ def _returning_self(name: str) -> Callable[..., Any]:
     """`with LOG as f:` and `for line in LOG:` must go on through the stand-in."""
 
     def forward(self: StandIn) -> StandIn:
+        __tracebackhide__ = True
         getattr(self._target, name)()  # the original's own checks: a closed file raises
         return self
 
@@ -182,12 +184,15 @@ def sqlite_types(sqlite3: ModuleType) -> tuple[type, type, type[StandIn]]:
     # The C shortcuts build a plain cursor: these build a reporting one, as documented
     # ("creates a new cursor object and calls execute() on it").
     def execute(self: Any, sql: str, parameters: Any = (), /) -> Any:
+        __tracebackhide__ = True
         return self.cursor().execute(sql, parameters)
 
     def executemany(self: Any, sql: str, parameters: Any, /) -> Any:
+        __tracebackhide__ = True
         return self.cursor().executemany(sql, parameters)
 
     def executescript(self: Any, script: str, /) -> Any:
+        __tracebackhide__ = True
         return self.cursor().executescript(script)
 
     shortcuts = {
@@ -196,6 +201,7 @@ def sqlite_types(sqlite3: ModuleType) -> tuple[type, type, type[StandIn]]:
     }
 
     def cursor(self: Any, factory: Any = cursor_type) -> Any:
+        __tracebackhide__ = True
         return sqlite3.Connection.cursor(self, factory)
 
     connection_type = type(
@@ -210,6 +216,7 @@ def sqlite_types(sqlite3: ModuleType) -> tuple[type, type, type[StandIn]]:
     )
 
     def stand_in_cursor(self: StandIn, factory: Any = cursor_type) -> Any:
+        __tracebackhide__ = True
         return self._target.cursor(factory)
 
     stand_in_type = _stand_in_type(

@@ -49,6 +49,7 @@ def wrap(callee: str, original: Callable[..., Any], blocks: Blocks) -> Callable[
 
     @functools.wraps(original)
     def strict_wrapper(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # tracebacks show the app, not the plugin
         recorder = _active
         if recorder is None or recorder.ident != get_ident():
             return original(*args, **kwargs)

@@ -76,6 +76,7 @@ class _MeteredPool:
         self.holders: Counter[str] = Counter()
 
     async def run_sync(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # tracebacks show the app, not the plugin
         limiter = kwargs.get("limiter") or anyio.to_thread.current_default_thread_limiter()
         task = _borrower()
         if task is not None:

@@ -57,6 +57,7 @@ class TrackedApp:
         _set_origin: Callable[[Origin | None], Token[Origin | None]] = current_origin.set,
         _reset_origin: Callable[[Token[Origin | None]], None] = current_origin.reset,
     ) -> None:
+        __tracebackhide__ = True  # tracebacks show the app, not the plugin
         # Runs for every request of a watched test: kept to a few local lookups.
         outer = _get_origin()
         if outer is PAUSED:
