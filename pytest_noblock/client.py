@@ -14,7 +14,7 @@ import contextvars
 import importlib
 import inspect
 from collections.abc import MutableMapping
-from types import ModuleType
+from types import BuiltinFunctionType, ModuleType
 from typing import Any
 
 import anyio
@@ -70,6 +70,14 @@ def check_asgi_app(app: object, where: str) -> ASGIApp:
     described = f"{where} gave {_describe(app)}, which is not an ASGI app"
     if app is None or isinstance(app, (str, bytes, ModuleType, type)) or not callable(app):
         raise AppError(f"noblock: {described}: an ASGI app is called as app(scope, receive, send)")
+    # A C function (`print`) or a plain `def` returns nothing to await: it would fail at the
+    # first request with "NoneType can't be used in 'await' expression".
+    not_async = (
+        f"noblock: {described}: it is not `async def`; an ASGI app is awaited as "
+        "app(scope, receive, send)"
+    )
+    if isinstance(app, BuiltinFunctionType):
+        raise AppError(not_async)
     try:
         parameters = [
             p
@@ -88,6 +96,8 @@ def check_asgi_app(app: object, where: str) -> ASGIApp:
         )
     if not takes_varargs and len(parameters) != 3:
         raise AppError(f"noblock: {described}: an ASGI app is called as app(scope, receive, send)")
+    if inspect.isfunction(app) and not inspect.iscoroutinefunction(app):
+        raise AppError(not_async)
     return app
 
 
@@ -301,7 +311,7 @@ class WithState:
         self._state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        __tracebackhide__ = True
+        __tracebackhide__ = True  # tracebacks show the app, not the plugin
         if scope["type"] in ("http", "websocket") and self._state:
             # In place: the router writes the endpoint into this same dict, which is
             # where the report finds the handler's name.

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from _pytest._code.code import ReprFileLocation
 
-from . import runner, strict
+from . import patching, runner, strict
 from .client import (
     HOW_TO_SET_THE_APP,
     AppError,
@@ -79,6 +79,12 @@ def _check_app_setting(config: pytest.Config, item: pytest.Item) -> None:
         raise pytest.UsageError(str(error)) from None
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # pytest-rerunfailures runs the same item again: each attempt starts with a clean slate.
+    runner.forget_attempt(item)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     settings = item.stash.get(runner.SETTINGS, None)
@@ -98,6 +104,15 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
             pytrace=False,
         )
     return (yield from runner.run_async_test(item, settings, transports, test))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    try:
+        return (yield)
+    finally:
+        # The test's own patches are undone by now (its fixtures are torn down).
+        patching.settle()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -147,8 +162,12 @@ def _show_headline_in_short_summary(report: pytest.TestReport, headline: str) ->
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     gate = session.config.stash.get(runner.GATE, None)
-    if gate is not None:
-        gate.finish()
+    if gate is not None and not gate.finish() and session.exitstatus in _GREEN:
+        # A CI job must not upload nothing and stay green: the summary says what failed.
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_GREEN = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -156,7 +175,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if gate is not None:
         gate.summary(terminalreporter)
     lines: list[str] = []
-    for reports in terminalreporter.stats.values():
+    for outcome, reports in terminalreporter.stats.items():
+        if outcome == "rerun":
+            continue  # an earlier attempt's notes: the last attempt's are the test's
         for report in reports:
             for title, content in getattr(report, "sections", ()):
                 if title == NOTES_SECTION and getattr(report, "when", None) == "call":
@@ -189,6 +210,11 @@ def noblock_client(
     """An `httpx.AsyncClient` on the app (base URL http://testserver), lifespan included."""
     app = check_asgi_app(noblock_app, "the noblock_app fixture")
     client, transport = _make_client(app)
-    request.node.stash.setdefault(runner.TRANSPORTS, []).append(transport)
-    yield client
-    transport.lifespan.abandon()
+    transports = request.node.stash.setdefault(runner.TRANSPORTS, [])
+    transports.append(transport)
+    try:
+        yield client
+    finally:
+        transport.lifespan.abandon()
+        # A rerun (pytest-rerunfailures) makes a new client for the same item.
+        transports.remove(transport)

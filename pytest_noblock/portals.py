@@ -28,6 +28,7 @@ import anyio.from_thread
 
 from . import steps, threadpool, trio_steps
 from .origins import LIFESPAN, current_origin
+from .patching import Swap
 from .settings import Settings
 from .tracking import ASGIApp, Receive, Scope, Send, TrackedApp
 from .watch import Findings, LoopWatch, runs_on_asyncio_event_loop
@@ -127,9 +128,7 @@ class SyncWatch:
         return notes
 
     def _patch(self, owner: object, name: str, replacement: object) -> None:
-        original = getattr(owner, name)
-        setattr(owner, name, replacement)
-        self._undo.append(lambda: setattr(owner, name, original))
+        self._undo.append(Swap.make(owner, name, replacement).undo)
 
     def _tracked_handle(self, original: Callable[..., Any]) -> Callable[..., Any]:
         """`_TestClientTransport.handle_request` giving the app to a tracked copy of itself.
@@ -140,7 +139,7 @@ class SyncWatch:
         adopt = self._adopt
 
         def handle_request(transport: Any, request: Any) -> Any:
-            __tracebackhide__ = True
+            __tracebackhide__ = True  # tracebacks show the app, not the plugin
             twin = copy.copy(transport)
             twin.app = _Adopting(TrackedApp(transport.app), adopt)
             return original(twin, request)

@@ -37,6 +37,12 @@ ALLOW_USED = pytest.StashKey[set[str]]()
 LIFESPAN_SITES_TOLD = pytest.StashKey[set[tuple[str, int] | None]]()
 
 
+STRICT_IN_SYNC_TEST = (
+    "strict mode watches async tests only: strict=True does nothing in a sync test "
+    "(its TestClient requests are timed against the budget)"
+)
+
+
 def run_sync_test(item: pytest.Function, settings: Settings) -> Generator[None, object, object]:
     """A sync test: the loops watched are the ones its TestClient starts in portal threads."""
     with SyncWatch(settings) as sync_watch:
@@ -52,6 +58,8 @@ def run_sync_test(item: pytest.Function, settings: Settings) -> Generator[None, 
     if item.get_closest_marker(MARKER) is not None:
         for note in sync_watch.notes():
             add_note(item, note)
+        if settings.strict:
+            add_note(item, STRICT_IN_SYNC_TEST)
     waits = threadpool.take()
     if sync_watch.watched:
         _fail_on_holds(item, sync_watch.findings(), None, waits)
@@ -209,6 +217,14 @@ def _gate_records(
         item.nodeid, settings, holds, notes, findings.steps, strict_records
     )
     return failing
+
+
+def forget_attempt(item: pytest.Item) -> None:
+    """Drop what an earlier attempt of this test left for the report hooks."""
+    keys: tuple[pytest.StashKey[Any], ...] = (FAILURE_TEXT, HEADLINE, NOTES, RECORD)
+    for key in keys:
+        if key in item.stash:
+            del item.stash[key]
 
 
 def add_note(item: pytest.Item, note: str) -> None:

@@ -23,7 +23,7 @@ import pytest
 
 from .records import BaselineKey, Record, baseline_key, entry_key
 from .report import milliseconds
-from .settings import Settings
+from .settings import Settings, ini_flag
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
@@ -107,15 +107,60 @@ def _load_baseline(path: Path, shown: str) -> list[Record]:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("kind") != BASELINE_KIND:
             raise ValueError
+        version = data.get("version")
         findings = data["findings"]
-        if not isinstance(findings, list) or not all(isinstance(f, dict) for f in findings):
+        if not isinstance(findings, list) or not all(map(_is_entry, findings)):
             raise ValueError
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         raise pytest.UsageError(
             f"noblock: --noblock-baseline={shown} is not a noblock baseline "
             "(delete it to record a new one)"
         ) from None
+    if version != SCHEMA_VERSION:
+        raise pytest.UsageError(
+            f"noblock: --noblock-baseline={shown} is version {version!r} of the baseline "
+            f"format; this pytest-noblock reads version {SCHEMA_VERSION} "
+            "(delete it to record a new one)"
+        )
     return findings
+
+
+def _is_entry(entry: object) -> bool:
+    """What a finding is matched by (see `records.entry_key`): text, or null."""
+    return isinstance(entry, dict) and all(
+        isinstance(entry.get(key), (str, type(None))) for key in ("function", "source", "handler")
+    )
+
+
+def _output_path(start: Path, option: str, value: str | None) -> Path | None:
+    """Where an output goes; a path it plainly cannot go to stops the run before the tests."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise pytest.UsageError(f"noblock: {option} needs a file path, got {value!r}")
+    path = start / value
+    problem = _path_problem(start, path)
+    if problem is not None:
+        raise pytest.UsageError(f"noblock: {option}={value} cannot be written: {problem}")
+    return path
+
+
+def _path_problem(start: Path, path: Path) -> str | None:
+    """What keeps a file from being written at `path`, when the file system shows it."""
+    if path.is_dir():
+        return "it is a folder"
+    for folder in path.parents:
+        if folder.exists():
+            return None if folder.is_dir() else f"{_shown(start, folder)} is a file, not a folder"
+    return None
+
+
+def _shown(start: Path, path: Path) -> str:
+    """`path` as the user would give it: relative to where pytest was started, if under it."""
+    try:
+        return str(path.relative_to(start))
+    except ValueError:
+        return str(path)
 
 
 def _versions() -> dict[str, str]:
@@ -159,26 +204,31 @@ class Gate:
         self.defaults = defaults
         self.is_worker = hasattr(config, "workerinput")
         cli_all = config.getoption("noblock_all")
-        self.watch_all = bool(cli_all) or bool(config.getini("noblock_all"))
+        self.watch_all = ini_flag(config, "noblock_all") or bool(cli_all)
         self.durations = _durations(config.getoption("noblock_durations"))
         start = config.invocation_params.dir
-        report = config.getoption("noblock_report")
-        self.report_path = start / report if report else None
+        self.report_path = _output_path(
+            start, "--noblock-report", config.getoption("noblock_report")
+        )
         cli_annotations = config.getoption("noblock_annotations")
+        # Read on every run: a bad value says so here, not only on GitHub.
+        ini_annotations = ini_flag(config, "noblock_annotations")
         self.annotations = (
             os.environ.get("GITHUB_ACTIONS") == "true"
             and cli_annotations is not False
-            and bool(config.getini("noblock_annotations"))
+            and ini_annotations
         )
         baseline = config.getoption("noblock_baseline")
         self.baseline_shown = baseline
-        self.baseline_path = start / baseline if baseline else None
+        self.baseline_path = _output_path(start, "--noblock-baseline", baseline)
         self.recording = self.baseline_path is not None and not self.baseline_path.exists()
         self.baseline: list[Record] = []
         if self.baseline_path is not None and not self.recording:
             self.baseline = _load_baseline(self.baseline_path, str(baseline))
         self.known: set[BaselineKey] = {entry_key(entry) for entry in self.baseline}
-        self.records: list[Record] = []
+        # One record per test, its last attempt's (pytest-rerunfailures reruns a failed test).
+        self.records: dict[str, Record] = {}
+        self.reruns: Counter[str] = Counter()
         self.wrote_baseline: int | None = None
         self.problems: list[str] = []
 
@@ -191,35 +241,55 @@ class Gate:
     # --- on the controller ---
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Every call report, the workers' too under xdist, passes here on the controller."""
+        """Every call report, the workers' too under xdist, passes here on the controller.
+
+        An attempt pytest-rerunfailures runs again reports "rerun": it is counted, and its
+        record (a failed attempt's) stands until the next attempt brings its own.
+        """
+        rerun = report.outcome == "rerun"  # type: ignore[comparison-overlap]
+        if rerun:
+            self.reruns[report.nodeid] += 1
         record = getattr(report, REPORT_ATTRIBUTE, None)
         if isinstance(record, dict) and report.when == "call":
-            record = dict(record, outcome=report.outcome)
-            self.records.append(record)
+            outcome = "failed" if rerun else report.outcome
+            self.records[report.nodeid] = dict(record, outcome=outcome)
+
+    def _tests(self) -> list[Record]:
+        return [
+            dict(record, attempts=self.reruns[nodeid] + 1)
+            for nodeid, record in sorted(self.records.items())
+        ]
 
     def _holds(self) -> Iterable[tuple[Record, Record]]:
-        for record in self.records:
+        for record in self.records.values():
             for hold in record["holds"]:
                 yield record, hold
 
-    def finish(self) -> None:
+    def finish(self) -> bool:
+        """Writes the report and the baseline asked for; False when one could not be."""
         if self.is_worker:
-            return
+            return True
+        written = True
         if self.report_path is not None:
-            self._write("--noblock-report", self.report_path, self.report())
+            written = self._write("--noblock-report", self.report_path, self.report())
         if self.recording and self.baseline_path is not None:
             findings = self._baseline_entries()
             baseline = {"kind": BASELINE_KIND, "version": SCHEMA_VERSION, "findings": findings}
             if self._write("--noblock-baseline", self.baseline_path, baseline):
                 self.wrote_baseline = len(findings)
+            else:
+                written = False
+        return written
 
     def _write(self, option: str, path: Path, data: Record) -> bool:
         # The tests have run: a bad path is told in one line, not an internal error.
+        start = self.config.invocation_params.dir
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         except OSError as error:
-            self.problems.append(f"noblock: could not write {option}={path}: {error.strerror}")
+            why = _path_problem(start, path) or error.strerror or str(error)
+            self.problems.append(f"noblock: could not write {option}={_shown(start, path)}: {why}")
             return False
         return True
 
@@ -262,7 +332,7 @@ class Gate:
             "versions": _versions(),
             "platform": sys.platform,
             "summary": self._counts(),
-            "tests": sorted(self.records, key=lambda record: str(record["nodeid"])),
+            "tests": self._tests(),
             "baseline_gone": self.gone() if self.baseline_path and not self.recording else [],
         }
 
@@ -270,8 +340,8 @@ class Gate:
         holds = [hold for _, hold in self._holds()]
         return {
             "watched": len(self.records),
-            "failed_on_holds": sum(record["verdict"] == "failed" for record in self.records),
-            "baselined": sum(record["verdict"] == "baselined" for record in self.records),
+            "failed_on_holds": sum(r["verdict"] == "failed" for r in self.records.values()),
+            "baselined": sum(r["verdict"] == "baselined" for r in self.records.values()),
             "holds": len(holds),
             # Noted, not blamed: a test-code hold that count_test_code failed is a failure.
             "holds_in_test_code": sum(

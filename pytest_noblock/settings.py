@@ -12,7 +12,7 @@ from . import strict
 DEFAULT_BUDGET_MS = 50.0
 MARKER = "noblock"
 MARKER_HELP = (
-    "noblock(budget_ms=None, *, count_test_code=False, count_lifespan=False, "
+    "noblock(budget_ms=<ini noblock_budget_ms>, *, count_test_code=False, count_lifespan=False, "
     "count_warmup=False, max_thread_wait_ms=None, strict=False, allow=[]): fail the test when "
     "code serving a request holds the event loop longer than budget_ms (default: ini "
     "noblock_budget_ms, 50); count_test_code/count_lifespan: also when the test's own code or "
@@ -108,19 +108,43 @@ def add_options(parser: pytest.Parser) -> None:
     strict.add_options(parser)
 
 
+# A budget is a stretch a handler may hold the loop: past an hour it means nothing, and
+# past about 1.15e13 ms the CPU-time alarm's timer cannot even be set.
+MAX_BUDGET_MS = 3_600_000
+
+
 def parse_budget(value: object, where: str) -> float:
-    """A positive, finite number of milliseconds, or a UsageError naming `where`."""
+    """A positive number of milliseconds up to an hour, or a UsageError naming `where`."""
     budget: float | None = None
     if not isinstance(value, bool):
         try:
             budget = float(value)  # type: ignore[arg-type]
+        except OverflowError:  # an int past what a float holds (10**400)
+            budget = math.inf
         except (TypeError, ValueError):
             budget = None
-    if budget is None or not math.isfinite(budget) or budget <= 0:
+    if budget is None or math.isnan(budget) or budget <= 0:
+        hint = " (leave it out for the default)" if value is None else ""
         raise pytest.UsageError(
-            f"noblock: {where} must be a positive number of milliseconds, got {value!r}"
+            f"noblock: {where} must be a positive number of milliseconds, got {value!r}{hint}"
+        )
+    if budget > MAX_BUDGET_MS:
+        raise pytest.UsageError(
+            f"noblock: {where} must be at most {MAX_BUDGET_MS} ms (an hour), got {value!r}"
         )
     return budget
+
+
+def ini_flag(config: pytest.Config, name: str) -> bool:
+    """A boolean ini option; a bad value is one line naming the option."""
+    try:
+        return bool(config.getini(name))
+    except (ValueError, pytest.UsageError) as error:
+        # pytest says "invalid truth value 'maybe'": the value, but not the option.
+        shown = str(error).rpartition("invalid truth value ")[2] or repr(str(error))
+        raise pytest.UsageError(
+            f"noblock: ini option {name} must be true or false, got {shown}"
+        ) from None
 
 
 def default_settings(config: pytest.Config) -> Settings:
@@ -133,11 +157,11 @@ def default_settings(config: pytest.Config) -> Settings:
     max_wait = parse_budget(raw_wait, "ini option noblock_max_thread_wait_ms") if raw_wait else None
     return Settings(
         budget_ms=budget,
-        count_test_code=bool(config.getini("noblock_count_test_code")),
-        count_lifespan=bool(config.getini("noblock_count_lifespan")),
-        count_warmup=bool(config.getini("noblock_count_warmup")),
+        count_test_code=ini_flag(config, "noblock_count_test_code"),
+        count_lifespan=ini_flag(config, "noblock_count_lifespan"),
+        count_warmup=ini_flag(config, "noblock_count_warmup"),
         max_thread_wait_ms=max_wait,
-        strict=bool(config.getini("noblock_strict")),
+        strict=ini_flag(config, "noblock_strict"),
         ini_allow=strict.parse_allow(config.getini("noblock_allow"), "ini option noblock_allow"),
     )
 
@@ -156,9 +180,15 @@ def settings_for(
         if watch_all and isinstance(item, pytest.Function):
             return defaults
         return None
-    if marker.args and marker.args[0] is False:
-        return None
     where = f"{item.nodeid}: @pytest.mark.noblock"
+    if marker.args and marker.args[0] is False:
+        if len(marker.args) > 1 or marker.kwargs:
+            given = ", ".join([*(repr(arg) for arg in marker.args[1:]), *marker.kwargs])
+            raise pytest.UsageError(
+                f"noblock: {where}(False) leaves the test unwatched and takes no options, "
+                f"got {given}"
+            )
+        return None
     unknown = sorted(set(marker.kwargs) - set(_MARKER_KEYWORDS))
     if unknown:
         raise pytest.UsageError(
@@ -173,8 +203,8 @@ def settings_for(
     if len(marker.args) > 1:
         raise pytest.UsageError(f"noblock: {where} takes one positional value, budget_ms")
     budget = defaults.budget_ms
-    raw = marker.args[0] if marker.args else marker.kwargs.get("budget_ms")
-    if raw is not None:
+    if marker.args or "budget_ms" in marker.kwargs:
+        raw = marker.args[0] if marker.args else marker.kwargs["budget_ms"]
         budget = parse_budget(raw, f"{where}(budget_ms=...)")
     count_test_code = _flag(marker, "count_test_code", defaults.count_test_code, where)
     count_lifespan = _flag(marker, "count_lifespan", defaults.count_lifespan, where)

@@ -355,7 +355,7 @@ def _timed_thread_start(
     help it. Each start still counts for up to `THREAD_START_S`, so a handler starting
     threads by the hundred is still a hold. Costs a schedstat read per start (two when slow).
     """
-    __tracebackhide__ = True
+    __tracebackhide__ = True  # tracebacks show the app, not the plugin
     start: Callable[[threading.Thread], None] = _THREAD_START.original or _THREAD_START.real
     clock = clocks.get(_get_ident())
     if clock is None:

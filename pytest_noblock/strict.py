@@ -105,7 +105,7 @@ class Recorder:
         kwargs: dict[str, Any],
         frame: FrameType | None,
     ) -> Any:
-        __tracebackhide__ = True
+        __tracebackhide__ = True  # tracebacks show the app, not the plugin
         if self._running:
             outer = self._running[0]
             # A call the plugin's own stand-in made on the app's behalf (a cursor for

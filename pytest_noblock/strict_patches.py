@@ -243,7 +243,7 @@ def _sqlite_connect(sqlite3: ModuleType, wrapper: Callable[..., Any]) -> Callabl
 
     @functools.wraps(wrapper)
     def connect(*args: Any, **kwargs: Any) -> Any:
-        __tracebackhide__ = True
+        __tracebackhide__ = True  # tracebacks show the app, not the plugin
         # Only a connection the request opens on the loop thread: another thread's
         # connection, or one with the app's own factory, is left as it is.
         if (

@@ -81,7 +81,7 @@ class StandIn:
 
 def _forward(name: str) -> Callable[..., Any]:
     def forward(self: StandIn, *args: Any, **kwargs: Any) -> Any:
-        __tracebackhide__ = True
+        __tracebackhide__ = True  # tracebacks show the app, not the plugin
         return getattr(self._target, name)(*args, **kwargs)
 
     forward.__name__ = forward.__qualname__ = name

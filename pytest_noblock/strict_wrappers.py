@@ -15,10 +15,10 @@ import functools
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from .patching import Swap
 from .strict import Recorder
 
 Blocks = Callable[[tuple[Any, ...], dict[str, Any]], bool]
@@ -49,7 +49,7 @@ def wrap(callee: str, original: Callable[..., Any], blocks: Blocks) -> Callable[
 
     @functools.wraps(original)
     def strict_wrapper(*args: Any, **kwargs: Any) -> Any:
-        __tracebackhide__ = True
+        __tracebackhide__ = True  # tracebacks show the app, not the plugin
         recorder = _active
         if recorder is None or recorder.ident != get_ident():
             return original(*args, **kwargs)
@@ -64,35 +64,27 @@ def wrap(callee: str, original: Callable[..., Any], blocks: Blocks) -> Callable[
     return strict_wrapper
 
 
-@dataclass
-class _Patch:
-    namespace: Any
-    name: str
-    original: object
-    wrapper: object
-    owned: bool  # the attribute lived in this namespace's own dict
-
-
-_patches: list[_Patch] = []
+_patches: list[Swap] = []
 
 
 def set_attribute(owner: Any, name: str, original: object, wrapper: object) -> None:
     """`owner.name = wrapper` (a module or a class) until `uninstall`."""
     owned = isinstance(owner, ModuleType) or name in vars(owner)
     setattr(owner, name, wrapper)
-    _patches.append(_Patch(owner, name, original, wrapper, owned))
+    _patches.append(Swap(owner, name, original, wrapper, owned))
 
 
 def set_item(namespace: dict[str, Any], name: str, original: object, wrapper: object) -> None:
     """`namespace[name] = wrapper` (module globals, an object's `__dict__`) until `uninstall`."""
     namespace[name] = wrapper
-    _patches.append(_Patch(namespace, name, original, wrapper, True))
+    _patches.append(Swap(namespace, name, original, wrapper))
 
 
 def uninstall() -> None:
     """Put everything back; idempotent, and the last line of clean-up.
 
-    Every patch is put back even when one refuses: the first error is raised after.
+    Every patch is put back even when one refuses: the first error is raised after. A name
+    the test rebound meanwhile keeps its value until the test undoes it (`patching`).
     """
     global _active
     _active = None
@@ -100,24 +92,11 @@ def uninstall() -> None:
     while _patches:
         patch = _patches.pop()
         try:
-            _undo(patch)
+            patch.undo()
         except Exception as error:
             failed = failed or error
     if failed is not None:
         raise failed
-
-
-def _undo(patch: _Patch) -> None:
-    namespace = patch.namespace if isinstance(patch.namespace, dict) else None
-    current = (namespace or vars(patch.namespace)).get(patch.name)
-    if current is not patch.wrapper:
-        return  # the app rebound it meanwhile: its own value stays
-    if namespace is not None:
-        namespace[patch.name] = patch.original
-    elif patch.owned:
-        setattr(patch.namespace, patch.name, patch.original)
-    else:
-        delattr(patch.namespace, patch.name)
 
 
 def active() -> bool:

@@ -27,6 +27,7 @@ import anyio.to_thread
 
 from .gil import for_worker
 from .origins import Origin, Request, current_origin
+from .patching import Swap
 from .report import milliseconds
 
 
@@ -76,7 +77,7 @@ class _MeteredPool:
         self.holders: Counter[str] = Counter()
 
     async def run_sync(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        __tracebackhide__ = True
+        __tracebackhide__ = True  # tracebacks show the app, not the plugin
         limiter = kwargs.get("limiter") or anyio.to_thread.current_default_thread_limiter()
         task = _borrower()
         if task is not None:
@@ -169,23 +170,25 @@ class _MeteredLimiter:
 
 
 _meter: _MeteredPool | None = None
+_swap: Swap | None = None
 _last: PoolWaits | None = None
 
 
 def install() -> None:
-    global _meter, _last
+    global _meter, _swap, _last
     if _meter is None:
         _last = None
         _meter = _MeteredPool(anyio.to_thread.run_sync)
-        anyio.to_thread.run_sync = _meter.run_sync  # type: ignore[assignment]
+        _swap = Swap.make(anyio.to_thread, "run_sync", _meter.run_sync)
 
 
 def uninstall() -> None:
-    global _meter, _last
+    global _meter, _swap, _last
     if _meter is not None:
-        anyio.to_thread.run_sync = _meter.original  # type: ignore[assignment]
+        if _swap is not None:
+            _swap.undo()
         _last = _meter.result()
-        _meter = None
+        _meter = _swap = None
 
 
 def sample() -> None:

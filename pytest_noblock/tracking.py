@@ -58,7 +58,7 @@ class TrackedApp:
         _reset_origin: Callable[[Token[Origin | None]], None] = current_origin.reset,
         _sequence: Callable[[], int] = warmup.sequence,
     ) -> None:
-        __tracebackhide__ = True
+        __tracebackhide__ = True  # tracebacks show the app, not the plugin
         # Runs for every request of a watched test: kept to a few local lookups.
         outer = _get_origin()
         request = Request(scope, self.app, _sequence())

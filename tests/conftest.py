@@ -73,10 +73,19 @@ class Project:
         self.pytester.makepyfile(**{name: textwrap.dedent(source)})
 
     def run(self, *args: str) -> pytest.RunResult:
-        return self.pytester.runpytest("-p", "no:cacheprovider", *args)
+        return self.pytester.runpytest(*self._options(args), *args)
 
-    def run_subprocess(self, *args: str) -> pytest.RunResult:
-        return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    def run_subprocess(self, *args: str, timeout: float | None = None) -> pytest.RunResult:
+        return self.pytester.runpytest_subprocess(*self._options(args), *args, timeout=timeout)
+
+    @staticmethod
+    def _options(args: tuple[str, ...]) -> list[str]:
+        # pytest-randomly, installed for the tests that ask for it (`-p randomly`), would
+        # shuffle and reseed every inner run: the project's own runs stay in file order.
+        options = ["-p", "no:cacheprovider"]
+        if not any("randomly" in arg for arg in args):
+            options += ["-p", "no:randomly"]
+        return options
 
 
 @pytest.fixture

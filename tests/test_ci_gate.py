@@ -358,12 +358,75 @@ def test_json_report_carries_strict_findings(project: Project) -> None:
     }
 
 
-def test_unwritable_report_path_is_one_line(project: Project) -> None:
+@pytest.mark.parametrize("option", ["--noblock-report", "--noblock-baseline"])
+def test_an_output_path_under_a_file_stops_the_run_before_the_tests(
+    project: Project, option: str
+) -> None:
     gate_project(project)
     (project.pytester.path / "afile").write_text("")
-    result = project.run("--noblock-all", "--noblock-report=afile/report.json")
-    result.stdout.fnmatch_lines(["noblock: could not write --noblock-report=*afile/report.json: *"])
+    result = project.run("--noblock-all", f"{option}=afile/out.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.lines if line.strip()] == [
+        f"ERROR: noblock: {option}=afile/out.json cannot be written: afile is a file, not a folder"
+    ]
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize("option", ["--noblock-report", "--noblock-baseline"])
+def test_an_output_path_that_is_a_folder_stops_the_run(project: Project, option: str) -> None:
+    gate_project(project)
+    (project.pytester.path / "out").mkdir()
+    result = project.run("--noblock-all", f"{option}=out")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: noblock: {option}=out cannot be written: it is a folder"])
+
+
+@pytest.mark.parametrize("option", ["--noblock-report", "--noblock-baseline"])
+def test_an_empty_output_path_stops_the_run(project: Project, option: str) -> None:
+    gate_project(project)
+    result = project.run("--noblock-all", f"{option}=")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: noblock: {option} needs a file path, got ''"])
+
+
+@pytest.mark.parametrize("option", ["--noblock-report", "--noblock-baseline"])
+def test_an_output_that_cannot_be_written_at_the_end_fails_the_run(
+    project: Project, option: str
+) -> None:
+    # A file appears where the output's folder was to be made, after the run started.
+    gate_project(
+        project,
+        """
+        from pathlib import Path
+
+        async def test_fast(noblock_client):
+            Path("out").write_text("")
+            assert (await noblock_client.get("/fast")).status_code == 200
+        """,
+    )
+    result = project.run("--noblock-all", f"{option}=out/out.json")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [f"noblock: could not write {option}=out/out.json: out is a file, not a folder"]
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_an_output_that_cannot_be_written_fails_an_xdist_run_too(project: Project) -> None:
+    gate_project(
+        project,
+        """
+        from pathlib import Path
+
+        async def test_fast(noblock_client):
+            Path("out").write_text("")
+            assert (await noblock_client.get("/fast")).status_code == 200
+        """,
+    )
+    result = project.run("--noblock-all", "--noblock-report=out/report.json", "-n", "2")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
 # --- 4. GitHub Actions annotations ---------------------------------------------------------

@@ -338,5 +338,7 @@ def test_a_test_patching_the_same_methods_leaves_them_working(project: Project) 
         """
     )
     # In a subprocess with a timeout: a wrapper calling itself used to hang the run.
-    result = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result = project.pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:randomly", timeout=60
+    )
     result.assert_outcomes(passed=3)

@@ -221,7 +221,9 @@ def test_waiting_for_a_new_thread_to_start_is_not_a_hold(
 
 def run_with_timeout(project: Project) -> pytest.RunResult:
     """In a subprocess with a time limit: a frozen clock must not hang the run."""
-    return project.pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    return project.pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:randomly", timeout=60
+    )
 
 
 FREEZEGUN_CLEAN = """
