@@ -182,7 +182,7 @@ def capture_one(frame: FrameType) -> FrameRecord:
     return FrameRecord(
         filename=code.co_filename,
         lineno=frame.f_lineno or code.co_firstlineno,
-        function=getattr(code, "co_qualname", code.co_name),
+        function=code.co_qualname,
         module=frame.f_globals.get("__name__"),
         code=code,
         lasti=frame.f_lasti,

@@ -195,7 +195,6 @@ def test_requests_get(project: Project, slow_http: str) -> None:
 
 @pytest.mark.parametrize("library", ["httpx", "httpx2"])
 def test_sync_httpx_client(project: Project, slow_http: str, library: str) -> None:
-    pytest.importorskip(library)
     source = f"""
         import {library}
         from fastapi import FastAPI
