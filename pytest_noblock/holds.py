@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .eager import eagerly_started_task
 from .hints import Hint, hint_for
 from .origins import Origin, Request
 from .stacks import CallSite, FrameRecord, Stack, library_modules, locate_call
@@ -137,9 +138,14 @@ def _site_key(stack: Stack) -> tuple[str, int]:
 
 
 def _own_part(stack: Stack) -> tuple[Stack, bool]:
-    """Cut away the test, pytest and the loop: keep what runs inside the request or task."""
+    """Cut away the test, pytest and the loop: keep what runs inside the request or task.
+
+    A task the request started eagerly runs on the request's stack: it is cut out too.
+    """
     for marker in (_TRACKING_FILE, _STEPS_FILE):
         for index in range(len(stack) - 1, -1, -1):
             if stack[index].filename == marker:
-                return stack[index + 1 :], marker == _STEPS_FILE
+                part = stack[index + 1 :]
+                task = eagerly_started_task(part)
+                return (task, True) if task else (part, marker == _STEPS_FILE)
     return stack, True
