@@ -1,10 +1,10 @@
 """What this platform lets the plugin measure, and a switch to try the others on Linux.
 
-Linux gives everything. macOS has no /proc/<pid>/task/<tid>/schedstat: the time the loop
-thread waited for a CPU cannot be left out of a hold. Windows has no schedstat either, no
-per-thread CPU clock (`time.pthread_getcpuclockid`: a hold cannot be told CPU work from
-waiting) and no `SIGVTALRM`/`setitimer` (no CPU-time alarm: a C call that keeps the GIL
-for a whole hold is measured, but the watchdog cannot see where).
+Linux gives everything. macOS has no /proc/<pid>/task/<tid>/schedstat (the time the loop
+thread waited for a CPU cannot be left out of a hold) and no per-thread CPU clock (Darwin
+has no `pthread_getcpuclockid`: a hold cannot be told CPU work from waiting). Windows lacks
+both, and `SIGVTALRM`/`setitimer` too (no CPU-time alarm: a C call that keeps the GIL for a
+whole hold is measured, but the watchdog cannot see where).
 
 A testing aid: `PYTEST_NOBLOCK_PLATFORM=macos` or `windows`, read once when a pytest session
 starts, makes the plugin do without what that platform lacks, through the same code paths
@@ -32,7 +32,7 @@ CPU_ALARM = "CPU-time alarm"
 
 # What each simulated platform lacks, and its name in the note.
 _SIMULATED = {
-    "macos": ("macOS", frozenset({SCHEDSTAT})),
+    "macos": ("macOS", frozenset({SCHEDSTAT, THREAD_CPU_CLOCK})),
     "windows": ("Windows", frozenset({SCHEDSTAT, THREAD_CPU_CLOCK, CPU_ALARM})),
 }
 _NAMES = {"darwin": "macOS", "win32": "Windows", "linux": "Linux"}

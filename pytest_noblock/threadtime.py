@@ -3,8 +3,8 @@
 A step that took 40 ms of wall time is not a hold if the machine took the CPU away
 for 35 of them: the app did nothing wrong, the CI runner was busy. Linux counts both
 figures per thread in /proc/<pid>/task/<tid>/schedstat (time on CPU, time runnable
-but waiting for one); elsewhere we fall back to the thread's CPU clock alone, and
-without one (Windows) there is no figure at all (see `platforms`).
+but waiting for one); elsewhere we fall back to the thread's CPU clock alone (the BSDs),
+and without one (macOS, Windows) there is no figure at all (see `platforms`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Where Linux features are missing: macOS and Windows, simulated on Linux.
 
 `PYTEST_NOBLOCK_PLATFORM=macos|windows` makes the plugin do without what that platform
-lacks, through the same code paths it takes there: no /proc/.../schedstat on macOS; no
-CPU-time alarm (SIGVTALRM) and no per-thread CPU clock on Windows. Windows' own
+lacks, through the same code paths it takes there: no /proc/.../schedstat and no per-thread
+CPU clock on macOS; on Windows no CPU-time alarm (SIGVTALRM) either. Windows' own
 `socket.socketpair`, built from a loopback connect, is the stdlib's (`_fallback_socketpair`).
 """
 
@@ -36,7 +36,7 @@ async def test_alarm_signal(noblock_client):
 
 MACOS_NOTE = (
     "noblock: on macOS (simulated) holds include time the loop thread waited for a CPU "
-    "(no /proc/.../schedstat)"
+    "(no /proc/.../schedstat); CPU work is not told from waiting (no per-thread CPU clock)"
 )
 WINDOWS_NOTE = (
     "noblock: on Windows (simulated) holds include time the loop thread waited for a CPU "
@@ -97,12 +97,13 @@ async def spin():
 """
 
 
-def test_on_windows_cpu_work_is_not_told_from_waiting(
-    project: Project, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("platform", ["macos", "windows"])
+def test_without_a_thread_cpu_clock_cpu_work_is_not_told_from_waiting(
+    project: Project, monkeypatch: pytest.MonkeyPatch, platform: str
 ) -> None:
     # Without a per-thread CPU clock a hold has no CPU figure: the generic advice is given
-    # where Linux and macOS say "CPU work on the loop" (test_kinds.py).
-    monkeypatch.setenv("PYTEST_NOBLOCK_PLATFORM", "windows")
+    # where Linux says "CPU work on the loop" (test_kinds.py).
+    monkeypatch.setenv("PYTEST_NOBLOCK_PLATFORM", platform)
     project.app(SPINNING_APP)
     project.tests(
         """
