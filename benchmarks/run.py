@@ -9,7 +9,8 @@ timing each case's blocking call alone (its true hold); (2) every clean case `--
 times per tool at a 20 ms budget while a second process burns the other core; (3) the
 marker's overhead. Then one table, on the console and in RESULTS.md. After them, in
 sections of their own: the strict group (fast blocking calls) and the drivers group (the
-same phases with the app driven by TestClient and on trio).
+same phases with the app driven by TestClient and on trio), and the cost of `--noblock-all`
+on a generated suite of 1000 small tests.
 """
 
 from __future__ import annotations
@@ -38,7 +39,15 @@ if str(BENCH_DIR) not in sys.path:
 
 from corpus import Case, load_cases, work  # noqa: E402
 from corpus.drivers import load_driver_cases  # noqa: E402
-from harness import drivers_group, overhead, project, report, strict_group, tools  # noqa: E402
+from harness import (  # noqa: E402
+    drivers_group,
+    overhead,
+    project,
+    report,
+    strict_group,
+    suite_cost,
+    tools,
+)
 from harness.scoring import Benchmark, ToolScore, read_probes  # noqa: E402
 
 RESULTS = BENCH_DIR / "RESULTS.md"
@@ -79,6 +88,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DRIVERS_REPEAT,
         help=f"runs of each drivers clean case ({DRIVERS_REPEAT})",
     )
+    parser.add_argument(
+        "--suite-cost",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="time a generated suite of 1000 small tests with and without --noblock-all; "
+        "default: on unless --cases is given",
+    )
+    parser.add_argument(
+        "--suite-cost-rounds",
+        type=int,
+        default=suite_cost.ROUNDS,
+        help=f"rounds of the suite-cost phase ({suite_cost.ROUNDS})",
+    )
+    parser.add_argument(
+        "--suite-cost-tests",
+        type=int,
+        default=suite_cost.TESTS,
+        help=f"tests in the suite-cost phase's suite ({suite_cost.TESTS})",
+    )
     parser.add_argument("--detect-budget-ms", type=float, default=50.0)
     parser.add_argument("--clean-budget-ms", type=float, default=20.0)
     parser.add_argument("--results", default=str(RESULTS), help="where to write RESULTS.md")
@@ -92,8 +120,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "-10 (root) to keep other work on the machine from skewing the timings",
     )
     args = parser.parse_args(argv)
-    if args.repeat < 1 or args.drivers_repeat < 1:
-        parser.error("--repeat and --drivers-repeat must be at least 1")
+    counts = (args.repeat, args.drivers_repeat, args.suite_cost_rounds, args.suite_cost_tests)
+    if min(counts) < 1:
+        parser.error(
+            "--repeat, --drivers-repeat, --suite-cost-rounds and --suite-cost-tests must be at "
+            "least 1"
+        )
     return args
 
 
@@ -420,6 +452,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 scratch,
                 log,
             )
+        suite = None
+        if args.suite_cost if args.suite_cost is not None else not args.cases:
+            suite = suite_cost.run(
+                workdir, scratch, log, args.suite_cost_rounds, args.suite_cost_tests
+            )
         bench = Benchmark(
             cases=[*blocking, *clean],
             scores=scores,
@@ -438,6 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(strict_group.console(group))
         if drivers is not None:
             print(drivers_group.console(drivers))
+        if suite is not None:
+            print(suite_cost.console(suite))
         if not args.no_results:
             command = "python benchmarks/run.py" + (
                 " " + shlex.join(argv if argv is not None else sys.argv[1:])
@@ -449,6 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 text += "\n" + strict_group.markdown(group)
             if drivers is not None:
                 text += "\n" + drivers_group.markdown(drivers)
+            if suite is not None:
+                text += "\n" + suite_cost.markdown(suite)
             Path(args.results).write_text(text)
             log(f"wrote {args.results}")
         if args.json:
@@ -457,6 +498,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 data["strict"] = strict_group.to_json(group)
             if drivers is not None:
                 data["drivers"] = drivers_group.to_json(drivers)
+            if suite is not None:
+                data["suite_cost"] = suite_cost.to_json(suite)
             Path(args.json).write_text(json.dumps(data, indent=2))
         log(f"done in {bench.seconds:.0f} s")
     return 0

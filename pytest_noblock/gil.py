@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import platforms
 from .origins import Origin
 from .stacks import capture
 from .steps import Observation, Sample, Segment, StepClock
@@ -52,6 +53,8 @@ def for_worker(func: Callable[..., Any], origin: Origin | None) -> Callable[...,
 
 
 def _cpu_time(ident: int) -> float | None:
+    if not platforms.active.has(platforms.THREAD_CPU_CLOCK):
+        return None
     try:
         return time.clock_gettime(time.pthread_getcpuclockid(ident))
     except (AttributeError, OSError, ValueError):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 from collections.abc import Generator, Iterator
 
 import httpx
 import pytest
 from _pytest._code.code import ReprFileLocation
 
-from . import patching, runner, strict
+from . import patching, platforms, runner, strict
 from .client import (
     HOW_TO_SET_THE_APP,
     AppError,
@@ -25,6 +26,8 @@ from .watchdog import prepare_cpu_alarm, release_cpu_alarm
 
 NOTES_SECTION = "noblock notes"
 FAILURE_SECTION = "noblock: the event loop was held"
+# The platform to put back when a session ends (pytester runs sessions inside sessions).
+PLATFORM_BEFORE = pytest.StashKey[platforms.Platform]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,12 +40,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[runner.DEFAULTS] = default_settings(config)
     config.stash[runner.GATE] = gate = Gate(config, config.stash[runner.DEFAULTS])
     config.pluginmanager.register(gate, "noblock-gate")
+    config.stash[PLATFORM_BEFORE] = platforms.enter(os.environ)
     config.stash[runner.CPU_ALARM] = prepare_cpu_alarm()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if config.stash.get(runner.CPU_ALARM, False):
         release_cpu_alarm()
+    if PLATFORM_BEFORE in config.stash:
+        platforms.leave(config.stash[PLATFORM_BEFORE])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -183,6 +189,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
                 if title == NOTES_SECTION and getattr(report, "when", None) == "call":
                     lines.extend(f"{report.nodeid}: {note}" for note in content.splitlines())
     config = terminalreporter.config
+    platform_note = platforms.active.note()
+    if platform_note is not None and gate is not None and gate.records:
+        lines.append(platform_note)
     if runner.ALLOW_USED in config.stash:
         allow = config.stash[runner.DEFAULTS].ini_allow
         note = strict.stale_note(allow, config.stash[runner.ALLOW_USED])

@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from .eager import eagerly_started_task
 from .phases import find_phase
 from .stacks import FrameRecord, Stack, without_plugin
 from .steps import Sample
@@ -152,9 +153,12 @@ def own_part(stack: Stack) -> tuple[Stack, bool]:
     """Cut away the test, pytest and the loop: keep what runs inside the request or task.
 
     Returns the part and whether it runs in a task of its own (no request edge above it).
+    A task the request started eagerly runs on the request's stack: it is cut out too.
     """
     for marker in (_TRACKING_FILE, _STEPS_FILE):
         for index in range(len(stack) - 1, -1, -1):
             if stack[index].filename == marker:
-                return stack[index + 1 :], marker == _STEPS_FILE
+                part = stack[index + 1 :]
+                task = eagerly_started_task(part)
+                return (task, True) if task else (part, marker == _STEPS_FILE)
     return stack, True

@@ -168,7 +168,7 @@ def _deepest_app_index(stack: Stack) -> int | None:
 
 
 def _function_name(code: CodeType) -> str:
-    return getattr(code, "co_qualname", code.co_name)
+    return code.co_qualname
 
 
 @lru_cache(maxsize=1)
@@ -256,7 +256,7 @@ def locate_call(record: FrameRecord, deeper: FrameRecord | None = None) -> CallS
 
 
 def _columns_from_code(record: FrameRecord) -> tuple[int, int] | None:
-    if record.code is None or record.lasti < 0 or not hasattr(record.code, "co_positions"):
+    if record.code is None or record.lasti < 0:
         return None
     positions = next(islice(record.code.co_positions(), record.lasti // 2, None), None)
     if positions is None:

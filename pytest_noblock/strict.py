@@ -53,8 +53,16 @@ NOISE_MODULES = (
 )
 
 # Library functions whose waits are brief hand-overs, not blocking work: starting a
-# thread (also how a thread pool grows) waits for it to be running.
-NOISE_FUNCTIONS = frozenset({("threading", "Thread.start")})
+# thread (also how a thread pool grows) waits for it to be running; a socket pair is
+# two ends of one local connection (on Windows socket.py makes it with a loopback
+# `connect` and `accept`, as asyncio does for every loop it creates; elsewhere one C call).
+NOISE_FUNCTIONS = frozenset(
+    {
+        ("threading", "Thread.start"),
+        ("socket", "socketpair"),
+        ("socket", "_fallback_socketpair"),
+    }
+)
 
 # Calls asyncio itself makes, by design, on the loop: its subprocess transport starts the
 # child with `subprocess.Popen` (the recommended `create_subprocess_exec` is not a finding).
@@ -191,7 +199,7 @@ def capture_one(frame: FrameType) -> FrameRecord:
     return FrameRecord(
         filename=code.co_filename,
         lineno=frame.f_lineno or code.co_firstlineno,
-        function=getattr(code, "co_qualname", code.co_name),
+        function=code.co_qualname,
         module=frame.f_globals.get("__name__"),
         code=code,
         lasti=frame.f_lasti,

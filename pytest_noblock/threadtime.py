@@ -3,7 +3,8 @@
 A step that took 40 ms of wall time is not a hold if the machine took the CPU away
 for 35 of them: the app did nothing wrong, the CI runner was busy. Linux counts both
 figures per thread in /proc/<pid>/task/<tid>/schedstat (time on CPU, time runnable
-but waiting for one); elsewhere we fall back to the thread's CPU clock alone.
+but waiting for one); elsewhere we fall back to the thread's CPU clock alone (the BSDs),
+and without one (macOS, Windows) there is no figure at all (see `platforms`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
+
+from . import platforms
 
 
 # The real clocks are bound as default arguments, never as module attributes: freezegun
@@ -40,9 +43,12 @@ class ThreadUsage:
     def __init__(self, thread_ident: int, native_id: int) -> None:
         self._fd: int | None = None
         self._cpu_clock: int | None = None
-        try:
-            self._fd = os.open(f"/proc/self/task/{native_id}/schedstat", os.O_RDONLY)
-        except OSError:
+        if platforms.active.has(platforms.SCHEDSTAT):
+            try:
+                self._fd = os.open(f"/proc/self/task/{native_id}/schedstat", os.O_RDONLY)
+            except OSError:
+                self._fd = None
+        if self._fd is None and platforms.active.has(platforms.THREAD_CPU_CLOCK):
             try:
                 self._cpu_clock = time.pthread_getcpuclockid(thread_ident)
             except (AttributeError, OSError):

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-from . import threadpool
+from . import platforms, threadpool
 from .gil import GilWatch
 from .stacks import capture_with_local_types
 from .steps import Sample, StepClock
@@ -50,7 +50,9 @@ def prepare_cpu_alarm() -> bool:
     for one) is free to use; someone else's handler means it is theirs: then we do without.
     """
     global _sessions_holding_alarm, _disposition_before
-    if _ALARM is None or threading.current_thread() is not threading.main_thread():
+    if _ALARM is None or not platforms.active.has(platforms.CPU_ALARM):
+        return False
+    if threading.current_thread() is not threading.main_thread():
         return False
     try:
         handler = signal.getsignal(_ALARM)

@@ -2,7 +2,8 @@
 
 This checks the harness (corpus loader, generated tests, verdict parsing), not timings: the
 blocking case must be caught at its labelled line, the clean case must stay clean; and the
-drivers group generates runnable TestClient and trio tests.
+drivers group generates runnable TestClient and trio tests; the suite-cost phase's generated
+suite passes with and without `--noblock-all`.
 """
 
 from __future__ import annotations
@@ -128,3 +129,21 @@ def test_harness_runs_a_testclient_and_a_trio_case(tmp_path: Path) -> None:
         assert caught["exact"] is True, caught
     assert "| TestClient (sync test) | pytest-noblock | 1/1 (100%) | 1/1 (100%) |" in stdout
     assert "| trio (anyio plugin) | pytest-noblock | 1/1 (100%) | 1/1 (100%) |" in stdout
+
+
+def test_harness_times_a_generated_suite_with_and_without_noblock_all(tmp_path: Path) -> None:
+    results, stdout = run_harness(
+        tmp_path,
+        "--cases",
+        CLEAN,
+        "--suite-cost",
+        "--suite-cost-rounds",
+        "1",
+        "--suite-cost-tests",
+        "20",
+    )
+    cost = results["suite_cost"]
+    assert cost["tests"] == 20
+    assert cost["failed_runs"] == 0, cost
+    assert len(cost["watched_s"]) == len(cost["plain_s"]) == len(cost["ratios"]) == 1
+    assert "suite of 20 small tests, --noblock-all vs without: " in stdout

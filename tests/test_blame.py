@@ -9,7 +9,10 @@ from __future__ import annotations
 # Imported here, before pytester snapshots sys.modules: a plugin in this venv imports part of
 # starlette at start-up, and re-importing the rest per inner run mixes two copies of its
 # routing module (every route then misses and answers 307).
+import sys
+
 import fastapi  # noqa: F401
+import pytest
 from conftest import Project, line_of
 
 FAST_AND_SLOW_APP = """
@@ -113,6 +116,84 @@ def test_task_a_handler_spawned_is_blamed_on_its_request(project: Project) -> No
             f"noblock: POST /jobs held the event loop for * ms at app.py:{line} (budget 50 ms)",
             "  handler   app:start_job  (in a task the request started)",
             f"  call      app.py:{line} in later",
+        ]
+    )
+
+
+EAGER_APP = """
+import asyncio
+import time
+
+from fastapi import FastAPI
+
+app = FastAPI()
+background = set()
+
+
+async def refresh_cache():
+    time.sleep(0.2)  # in the task's first step
+
+
+@app.post("/jobs")
+async def start_job():
+    task = asyncio.create_task(refresh_cache())
+    background.add(task)
+    task.add_done_callback(background.discard)
+    return {"started": True}
+
+
+@app.post("/own")
+async def own_work():
+    time.sleep(0.2)  # the handler's own
+    return {}
+"""
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks came with Python 3.12")
+def test_eager_task_blocking_in_its_first_step_is_a_task_the_request_started(
+    project: Project,
+) -> None:
+    # Under `eager_task_factory` a new task's first step runs inside `create_task`, within
+    # the handler's own step: it is still a task, not the handler.
+    project.app(EAGER_APP)
+    project.tests(
+        """
+        import asyncio
+
+        import pytest
+
+        from app import background
+
+        @pytest.fixture(autouse=True)
+        async def eager_tasks():
+            asyncio.get_running_loop().set_task_factory(asyncio.eager_task_factory)
+
+        @pytest.mark.noblock
+        async def test_job(noblock_client):
+            assert (await noblock_client.post("/jobs")).json() == {"started": True}
+            await asyncio.gather(*background)
+
+        @pytest.mark.noblock
+        async def test_own(noblock_client):
+            assert (await noblock_client.post("/own")).json() == {}
+        """
+    )
+    task_line = line_of(EAGER_APP, "# in the task's first step")
+    own_line = line_of(EAGER_APP, "# the handler's own")
+    result = project.run()
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            f"noblock: POST /jobs held the event loop for * ms at app.py:{task_line} (budget *)",
+            "  handler   app:start_job  (in a task the request started)",
+            f"  call      app.py:{task_line} in refresh_cache",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            f"noblock: POST /own held the event loop for * ms at app.py:{own_line} (budget *)",
+            "  handler   app:own_work",
+            f"  call      app.py:{own_line} in own_work",
         ]
     )
 

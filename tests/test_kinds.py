@@ -195,7 +195,6 @@ def test_requests_get(project: Project, slow_http: str) -> None:
 
 @pytest.mark.parametrize("library", ["httpx", "httpx2"])
 def test_sync_httpx_client(project: Project, slow_http: str, library: str) -> None:
-    pytest.importorskip(library)
     source = f"""
         import {library}
         from fastapi import FastAPI
@@ -462,7 +461,7 @@ def test_a_gil_holding_call_is_named_when_python_work_follows_it(
     # The watchdog can rarely look while json.dumps holds the GIL (~0.8 s); afterwards it
     # samples the Python line every tick. The CPU-time alarm's sample stands for the whole
     # stretch the watchdog was starved, so the report still names json.dumps. Both ways
-    # pytest may run: its own process (which here inherits an ignored SIGVTALRM from this
+    # pytest may run: its own process (which here inherits an ignored SIGPROF from this
     # one) and nested in-process.
     source = f"""
         import json

@@ -495,7 +495,6 @@ def test_websocket_through_httpx_ws_then_timing_tests_in_the_same_run(
 def test_httpx2_transports_are_tied_to_their_requests(project: Project) -> None:
     # httpx2 is the fork Starlette's TestClient now asks for; its ASGITransport and its
     # WebSocket transport (httpx-ws, vendored) are classes of their own.
-    pytest.importorskip("httpx2")
     lines = hold_lines(WEBSOCKET_APP)
     project.app(WEBSOCKET_APP)
     project.tests(

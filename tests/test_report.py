@@ -251,6 +251,9 @@ def test_landed_in_names_the_library_frame_urlopen_went_into(
         from fastapi import FastAPI
 
         URL = {slow_http!r} + "/health"
+        # The process's first urlopen builds an opener, loading the system's certificates:
+        # done here, at import, so the wait for the upstream is the whole hold.
+        urllib.request.install_opener(urllib.request.build_opener())
 
         app = FastAPI()
 
