@@ -131,3 +131,50 @@ def test_sqlite_through_an_object_of_the_app_gets_the_sqlite_advice(project: Pro
             "  why       a blocking SQLite call",
         ]
     )
+
+
+def test_pillow_image_work_is_named_as_such(project: Project) -> None:
+    pytest.importorskip("PIL")
+    source = """
+        from fastapi import FastAPI
+        from PIL import Image
+
+        app = FastAPI()
+        PHOTO = Image.new("RGB", (1200, 1200), "white")
+
+        @app.get("/call")
+        async def call():
+            thumb = PHOTO.resize((2400, 2400), Image.LANCZOS)
+            return {"size": thumb.size}
+        """
+    result = run_one(project, source)
+    result.stdout.fnmatch_lines(
+        [
+            f"  call      app.py:{line_of(source, 'PHOTO.resize(')} in call",
+            "  why       image processing with Pillow: CPU work",
+            THREAD_ADVICE,
+        ]
+    )
+
+
+def test_html_parsing_is_named_as_such(project: Project) -> None:
+    pytest.importorskip("bs4")
+    source = """
+        from bs4 import BeautifulSoup
+        from fastapi import FastAPI
+
+        app = FastAPI()
+        PAGE = "".join(f"<div class='r{n}'><a href='/x/{n}'>row {n}</a></div>" for n in range(1500))
+
+        @app.get("/call")
+        async def call():
+            soup = BeautifulSoup(PAGE, "html.parser")
+            return {"links": len(soup.find_all("a"))}
+        """
+    result = run_one(project, source)
+    result.stdout.fnmatch_lines(
+        [
+            f"  call      app.py:{line_of(source, 'BeautifulSoup(PAGE')} in call",
+            "  why       parsing HTML: CPU work",
+        ]
+    )
