@@ -25,7 +25,14 @@ _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (
         # Before the socket and HTTP rules: building a client spends its time loading
         # certificates into a new SSL context, not on the network.
-        ("httpx._config", "httpx2._config"),
+        (
+            "httpx._client.AsyncClient.__init__",
+            "httpx._client.Client.__init__",
+            "httpx2._client.AsyncClient.__init__",
+            "httpx2._client.Client.__init__",
+            "httpx._config",
+            "httpx2._config",
+        ),
         "building an httpx client (a new SSL context each time, tens of ms)",
         "make one client when the app starts (in its lifespan) and reuse it for every request",
     ),

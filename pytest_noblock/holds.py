@@ -127,7 +127,12 @@ def _hint(site: Site, callee: str | None, cpu_bound: bool) -> Hint:
     """
     votes: dict[Hint, float] = {}
     for deeper, weight in site.beneath or ((site.deeper, 1.0),):
-        hint = hint_for(callee, library_modules(deeper), cpu_bound)
+        # Modules, and the functions in them: building a client is told by its `__init__`.
+        names = [
+            *library_modules(deeper),
+            *(f"{f.module}.{f.function}" for f in deeper if f.module),
+        ]
+        hint = hint_for(callee, names, cpu_bound)
         votes[hint] = votes.get(hint, 0.0) + weight
     specific = {hint: weight for hint, weight in votes.items() if not is_generic(hint)}
     chosen = specific or votes

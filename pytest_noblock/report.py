@@ -99,7 +99,7 @@ def describe_hold(
         f"{milliseconds(seconds)} {what}"
         for seconds, what in (
             (hold.waiting_s, "waiting for a CPU"),
-            (hold.collecting_s, "in full garbage collections of the test session's heap"),
+            (hold.collecting_s, "in full garbage collections of the whole heap"),
             (hold.starting_threads_s, "waiting for new threads to start"),
             (hold.waiting_for_workers_s, "waiting for the GIL a worker thread kept"),
         )
