@@ -9,11 +9,11 @@ middleware) without reading the framework's source.
 
 from __future__ import annotations
 
-from .stacks import Stack
+from .stacks import FrameRule, Stack, first_match
 
-# (module, function or "" for any in the module, what the framework was doing). The
-# outermost match names the phase: building the OpenAPI document encodes JSON too.
-_PHASES: tuple[tuple[str, str, str], ...] = (
+# What the framework was doing. The outermost match names the phase: building the
+# OpenAPI document encodes JSON too.
+_PHASES: tuple[FrameRule, ...] = (
     ("fastapi.applications", "FastAPI.openapi", "building the OpenAPI document"),
     ("fastapi.openapi.utils", "get_openapi", "building the OpenAPI document"),
     ("fastapi.routing", "serialize_response", "serializing the response (its response model)"),
@@ -30,8 +30,4 @@ _PHASES: tuple[tuple[str, str, str], ...] = (
 
 def find_phase(stack: Stack) -> tuple[int, str] | None:
     """The outermost frame of `stack` that starts a known phase, and the phase."""
-    for index, frame in enumerate(stack):
-        for module, function, phase in _PHASES:
-            if frame.module == module and (not function or frame.function == function):
-                return index, phase
-    return None
+    return first_match(stack, _PHASES)

@@ -71,6 +71,19 @@ def without_plugin(stack: Stack) -> Stack:
     return tuple(kept)
 
 
+FrameRule = tuple[str, str, str]
+"""(module, function or "" for any in the module, what a frame of it is doing)."""
+
+
+def first_match(stack: Stack, rules: Sequence[FrameRule]) -> tuple[int, str] | None:
+    """The outermost frame of `stack` a rule names, and what the rule says of it."""
+    for index, frame in enumerate(stack):
+        for module, function, label in rules:
+            if frame.module == module and (not function or frame.function == function):
+                return index, label
+    return None
+
+
 def capture(frame: FrameType | None) -> Stack:
     records: list[FrameRecord] = []
     while frame is not None:

@@ -26,11 +26,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .origins import Request
-from .stacks import Stack
+from .stacks import FrameRule, Stack, first_match
 
-# (module, function or "" for any in the module, the one-time work it does). A sample is
-# one-time work when any frame of it matches: the work runs beneath that frame.
-_ONE_TIME_WORK: tuple[tuple[str, str, str], ...] = (
+# The one-time work a frame does. A sample is one-time work when any frame of it
+# matches: the work runs beneath that frame.
+_ONE_TIME_WORK: tuple[FrameRule, ...] = (
     ("importlib._bootstrap", "", "importing a module"),
     ("importlib._bootstrap_external", "", "importing a module"),
     ("jinja2.compiler", "", "compiling a template"),
@@ -56,14 +56,8 @@ _ONE_TIME_WORK: tuple[tuple[str, str, str], ...] = (
 
 def one_time_work(stack: Stack) -> str | None:
     """The one-time work `stack` (outermost frame first) was doing, if any."""
-    for frame in stack:
-        module = frame.module
-        if not module:
-            continue
-        for prefix, function, work in _ONE_TIME_WORK:
-            if module == prefix and (not function or frame.function == function):
-                return work
-    return None
+    found = first_match(stack, _ONE_TIME_WORK)
+    return found[1] if found is not None else None
 
 
 def classify(weighed: Sequence[tuple[Stack, float]], held_s: float, budget_s: float) -> str | None:
