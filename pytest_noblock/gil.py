@@ -87,11 +87,15 @@ class GilWatch:
         usage = self._own.read() if self._own is not None else None
         return usage.waiting_s if usage is not None else 0.0
 
-    def tick(self, at: float, late_s: float) -> None:
-        """`late_s`: how much later than planned the watchdog woke up."""
+    def own_wait(self) -> float:
+        """How long the watchdog waited for a CPU since the last call: the machine's doing."""
         waiting = self._waiting()
-        late_s -= max(waiting - self._own_waiting, 0.0)
+        waited = max(waiting - self._own_waiting, 0.0)
         self._own_waiting = waiting
+        return waited
+
+    def tick(self, at: float, late_s: float) -> None:
+        """`late_s`: how much later than planned the watchdog woke up, less its CPU waits."""
         loop_cpu = self._loop_cpu()
         loop_used = loop_cpu - self._last_loop_cpu if loop_cpu is not None else 0.0
         if loop_cpu is not None:

@@ -136,7 +136,7 @@ class Watchdog:
             self._thread.join()
         if self._alarm is not None:
             self._alarm.close()
-        self._close_starved_stretch(now())
+        self._close_starved_stretch(now(), 0.0)
 
     def _run(self) -> None:
         self._gil.start()
@@ -150,12 +150,14 @@ class Watchdog:
         at = now()
         if self._alarm is not None:
             self._alarm.rearm()
-        self._close_starved_stretch(at)
+        # A busy machine keeps the watchdog from running too: not a hold of anyone's.
+        own_wait = self._gil.own_wait()
+        self._close_starved_stretch(at, own_wait)
         since_last_tick = at - self._last_tick
         self._last_tick = at
         self._usage.remember(at)
         threadpool.sample()
-        self._gil.tick(at, since_last_tick - self._tick_s)
+        self._gil.tick(at, since_last_tick - self._tick_s - own_wait)
         current = self._clock.current
         if current is None or at - current[0] < self._sample_after_s:
             return
@@ -181,9 +183,15 @@ class Watchdog:
         self._clock.observe(current[0]).samples.append(sample)
         self._starved_sample = (sample, at)
 
-    def _close_starved_stretch(self, at: float) -> None:
-        """The watchdog runs again: the starved stretch the alarm sampled is over."""
+    def _close_starved_stretch(self, at: float, own_wait: float) -> None:
+        """The watchdog runs again: the starved stretch the alarm sampled is over.
+
+        What of it the watchdog spent waiting for a CPU, the machine took, not the call the
+        alarm caught: that time is not the sample's (a lone sample after a syscall stood
+        for a whole template compile on a loaded machine).
+        """
         if self._starved_sample is not None:
             sample, sampled_at = self._starved_sample
-            sample.weight_s += at - sampled_at
+            stretch = sample.weight_s + (at - sampled_at)
+            sample.weight_s = max(stretch - own_wait, min(stretch, self._tick_s))
             self._starved_sample = None

@@ -200,11 +200,13 @@ def test_sync_httpx_client(project: Project, slow_http: str, library: str) -> No
         from fastapi import FastAPI
 
         app = FastAPI()
+        # Made at import: building a client loads certificates, which a loaded machine can
+        # stretch past the slow upstream's wait.
+        client = {library}.Client(timeout=5)
 
         @app.get("/call")
         async def call():
-            with {library}.Client(timeout=5) as client:
-                response = client.get({slow_http!r} + "/slow")
+            response = client.get({slow_http!r} + "/slow")
             return response.json()
         """
     result = run_case(project, source)
