@@ -23,6 +23,12 @@ _THREAD_FOR_CPU = (
 # (prefixes of a callee or library module, what it is, what to use instead), first match wins.
 _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (
+        # First: whatever the module runs as it loads, the cure is to load it earlier.
+        ("importlib._bootstrap", "importlib._bootstrap_external"),
+        "importing a module while serving a request",
+        "import it at the top of its module, so that it loads when the app starts",
+    ),
+    (
         # Before the socket and HTTP rules: building a client spends its time loading
         # certificates into a new SSL context, not on the network.
         (

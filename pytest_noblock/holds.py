@@ -127,10 +127,12 @@ def _hint(site: Site, callee: str | None, cpu_bound: bool) -> Hint:
     """
     votes: dict[Hint, float] = {}
     for deeper, weight in site.beneath or ((site.deeper, 1.0),):
+        # The import system above a module's top-level code says as much as what it ran.
+        frames = (*site.above, *deeper)
         # Modules, and the functions in them: building a client is told by its `__init__`.
         names = [
-            *library_modules(deeper),
-            *(f"{f.module}.{f.function}" for f in deeper if f.module),
+            *library_modules(frames),
+            *(f"{f.module}.{f.function}" for f in frames if f.module),
         ]
         hint = hint_for(callee, names, cpu_bound)
         votes[hint] = votes.get(hint, 0.0) + weight

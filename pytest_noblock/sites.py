@@ -48,6 +48,9 @@ class Site:
     # What the samples taken beneath the site ran below it, with their weights: where the
     # site's call went, told by all of them rather than by one.
     beneath: tuple[tuple[Stack, float], ...] = ()
+    # The library frames the app's code went through to reach the site (the import
+    # system, for a module's top-level code).
+    above: Stack = ()
 
     @property
     def frame(self) -> FrameRecord:
@@ -94,7 +97,9 @@ def choose(samples: Sequence[Sample], frameworks: Collection[str]) -> Site | Non
     beneath = tuple(
         (entry.stack[entry.path[depth - 1] + 1 :], entry.weight) for entry in group if depth
     )
-    return Site(chosen.stack, index, chosen.spawned, weighed, beneath)
+    previous = chosen.path[depth - 2] if depth >= 2 else -1
+    above = tuple(frame for frame in chosen.stack[previous + 1 : index] if frame.is_library)
+    return Site(chosen.stack, index, chosen.spawned, weighed, beneath, above)
 
 
 def _walk(walked: list[_Walked]) -> tuple[list[_Walked], int]:

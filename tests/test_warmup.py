@@ -245,3 +245,36 @@ def test_an_import_inside_a_handler_is_warm_up(project: Project) -> None:
     result.stdout.fnmatch_lines(
         ["test_app.py::test_lazy[[]1]: warm-up: GET /lazy held * importing a module, *"]
     )
+
+
+def test_an_import_that_fails_the_test_says_to_import_at_start_up(project: Project) -> None:
+    project.pytester.makepyfile(heavy="TABLE = sum(n * n for n in range(4_000_000))\n")
+    project.app(
+        """
+        from fastapi import FastAPI
+
+        app = FastAPI()
+
+        @app.get("/lazy")
+        async def lazy():
+            import heavy  # noqa: F401
+            return {}
+        """
+    )
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock(count_warmup=True)
+        async def test_lazy(noblock_client):
+            assert (await noblock_client.get("/lazy")).status_code == 200
+        """
+    )
+    result = project.run_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "  why       importing a module while serving a request",
+            "  instead   import it at the top of its module, so that it loads when the app starts",
+        ]
+    )
