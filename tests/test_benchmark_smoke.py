@@ -24,6 +24,9 @@ APP = ROOT / "benchmarks" / "corpus" / "apps" / "fastapi_handlers.py"
 DRIVERS_APP = ROOT / "benchmarks" / "corpus" / "drivers" / "apps.py"
 TESTCLIENT = "testclient_sleep"
 TRIO = "trio_sleep"
+WARMUP_APP = ROOT / "benchmarks" / "corpus" / "apps" / "warmup.py"
+WARMUP = "clean_warmup_jinja_compile"
+RECURRING = "jinja_environment_per_request"
 
 
 def labelled_line(path: Path, case: str) -> int:
@@ -45,10 +48,14 @@ def labelled_lines(path: Path, case: str) -> list[int]:
     return found
 
 
-def run_harness(tmp_path: Path, *options: str) -> tuple[dict[str, Any], str]:
-    """One quick run of benchmarks/run.py (our plugin only, no burner, no overhead phase)."""
+def run_harness(tmp_path: Path, *options: str, repeat: int = 1) -> tuple[dict[str, Any], str]:
+    """One quick run of benchmarks/run.py (our plugin only, no burner, no overhead phase).
+
+    Its generated projects go under `tmp_path` (kept there with `--keep`).
+    """
     out = tmp_path / "results.json"
     env = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
+    env["TMPDIR"] = str(tmp_path)
     done = subprocess.run(
         [
             sys.executable,
@@ -56,7 +63,7 @@ def run_harness(tmp_path: Path, *options: str) -> tuple[dict[str, Any], str]:
             *options,
             "--no-peers",
             "--repeat",
-            "1",
+            str(repeat),
             "--no-burner",
             "--no-overhead",
             "--no-results",
@@ -147,3 +154,23 @@ def test_harness_times_a_generated_suite_with_and_without_noblock_all(tmp_path: 
     assert cost["failed_runs"] == 0, cost
     assert len(cost["watched_s"]) == len(cost["plain_s"]) == len(cost["ratios"]) == 1
     assert "suite of 20 small tests, --noblock-all vs without: " in stdout
+
+
+def test_harness_builds_a_fresh_app_for_each_warmup_repetition(tmp_path: Path) -> None:
+    """A template compiled on a fresh app's first request: noted in every repetition, never
+    failed; the same compile on every request is caught at its label."""
+    results, _ = run_harness(tmp_path, "--cases", f"{RECURRING},{WARMUP}", "--keep", repeat=2)
+    ours = results["tools"]["noblock"]
+
+    [line] = labelled_lines(WARMUP_APP, RECURRING)
+    caught = ours["blocking"][RECURRING]
+    assert caught["problem"] is None, caught
+    assert caught["blocked"] is True, caught
+    assert caught["path"].endswith("corpus/apps/warmup.py"), caught
+    assert caught["line"] == line
+
+    assert [run["blocked"] for run in ours["clean"][WARMUP]] == [False, False]
+    assert [run["problem"] for run in ours["clean"][WARMUP]] == [None, None]
+    [log] = tmp_path.glob("noblock-bench-*/clean-noblock/pytest.log")
+    # Each repetition got an app of its own, so each was a first request that warmed up.
+    assert "2 warm-up holds noted" in log.read_text()

@@ -45,6 +45,10 @@ class Case:
     whole of `corpus.apps`), "trio" (an `async def` test on trio through anyio's plugin) or
     "testclient" (a sync test; `client` is a `TestClient(app)` entered with `with`, and an
     `own_client` body builds its own). The last two live in `corpus.drivers`.
+
+    With `app_factory`, `app_attr` names a function that builds the app, and the test's app
+    fixture calls it: every test (every repetition of a clean case) gets a fresh app, as a
+    suite with an app factory does, so each one serves its routes' first requests.
     """
 
     name: str
@@ -55,6 +59,7 @@ class Case:
     probe: Callable[[], object] | None = None
     app_attr: str = "app"
     own_client: bool = False
+    app_factory: bool = False
     requests: int = 1
     framework: str = "FastAPI"
     driver: str = "asyncio"

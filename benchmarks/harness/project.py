@@ -47,7 +47,8 @@ def test_module(tool: Tool, case: Case, budget_ms: float, repeat: int) -> str:
     An "asyncio" case (all of `corpus.apps`) is an `async def` test with the tool's client;
     a "trio" case is the same test marked `anyio` with `anyio_backend` returning "trio"; a
     "testclient" case is a sync test whose body runs inside `with TestClient(app) as client:`
-    (or builds its own client, with `own_client`).
+    (or builds its own client, with `own_client`). An `app_factory` case's app fixture
+    builds a fresh app for each test.
     """
     name, _, attr = f"{case.module}:{case.app_attr}".partition(":")
     marker = tool.marker(budget_ms)
@@ -69,6 +70,7 @@ def test_module(tool: Tool, case: Case, budget_ms: float, repeat: int) -> str:
         body = ("" if case.own_client else f"client = {tool.client_fixture}\n") + case.body
     body = textwrap.indent(body, "    ")
     kind = "blocking" if case.blocking else "clean"
+    built = "app()" if case.app_factory else "app"
     imports = "import asyncio\nimport time\n\nimport httpx\nimport pytest\n"
     if case.driver != "asyncio":
         imports = (
@@ -80,7 +82,7 @@ def test_module(tool: Tool, case: Case, budget_ms: float, repeat: int) -> str:
         f"{imports}\n"
         f"from corpus import work\nfrom {name} import {attr} as app\n\n"
         f"CASE_NAME = {case.name!r}\n\n\n"
-        f"@pytest.fixture\ndef {tool.app_fixture}():\n    return app\n\n\n"
+        f"@pytest.fixture\ndef {tool.app_fixture}():\n    return {built}\n\n\n"
         + (TRIO_BACKEND if case.driver == "trio" else "")
         + "".join(line + "\n" for line in decorators)
         + f"{'def' if sync else 'async def'} test_{case.name}({', '.join(params)}):\n{body}"
