@@ -48,6 +48,7 @@ _ONE_TIME_WORK: tuple[FrameRule, ...] = (
     ("pydantic.json_schema", "", "building a JSON schema"),
     ("fastapi.openapi.utils", "get_openapi", "building the OpenAPI document"),
     ("fastapi.dependencies.utils", "get_dependant", "analysing the endpoint's parameters"),
+    ("babel.localedata", "load", "loading locale data"),
     ("re._compiler", "", "compiling a regular expression"),
     ("re._parser", "", "compiling a regular expression"),
     ("sre_compile", "", "compiling a regular expression"),
