@@ -36,11 +36,7 @@ class Swap:
 
     @classmethod
     def make(cls, namespace: Any, name: str, ours: object) -> Swap:
-        """Swap `ours` in now; `undo` puts back what was there."""
-        if isinstance(namespace, dict):
-            swap = cls(namespace, name, namespace[name], ours)
-            namespace[name] = ours
-            return swap
+        """`namespace.name = ours` (a module or a class) now; `undo` puts back what was there."""
         owned = isinstance(namespace, ModuleType) or name in vars(namespace)
         swap = cls(namespace, name, getattr(namespace, name), ours, owned)
         setattr(namespace, name, ours)

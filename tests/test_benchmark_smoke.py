@@ -128,20 +128,3 @@ def test_harness_runs_a_testclient_and_a_trio_case(tmp_path: Path) -> None:
         assert caught["exact"] is True, caught
     assert "| TestClient (sync test) | pytest-noblock | 1/1 (100%) | 1/1 (100%) |" in stdout
     assert "| trio (anyio plugin) | pytest-noblock | 1/1 (100%) | 1/1 (100%) |" in stdout
-
-
-def test_the_soak_runs_one_copy_of_every_kind_and_finds_nothing() -> None:
-    # benchmarks/soak.py at its smallest: one test of each kind, with xdist, random order,
-    # coverage and reruns, and the session-end identity check in every process.
-    env = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--copies", "1", "--modules", "1"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.splitlines()[-1] == "soak: passed"
