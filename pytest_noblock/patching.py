@@ -11,6 +11,7 @@ every test each name is the original object again, whichever order the two undo 
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -35,11 +36,7 @@ class Swap:
 
     @classmethod
     def make(cls, namespace: Any, name: str, ours: object) -> Swap:
-        """Swap `ours` in now; `undo` puts back what was there."""
-        if isinstance(namespace, dict):
-            swap = cls(namespace, name, namespace[name], ours)
-            namespace[name] = ours
-            return swap
+        """`namespace.name = ours` (a module or a class) now; `undo` puts back what was there."""
         owned = isinstance(namespace, ModuleType) or name in vars(namespace)
         swap = cls(namespace, name, getattr(namespace, name), ours, owned)
         setattr(namespace, name, ours)
@@ -51,6 +48,7 @@ class Swap:
 
     def undo(self) -> None:
         """The original back now, or once whoever replaced ours has undone their patch."""
+        _undone[id(self.ours)] = (self.ours, self.original)
         if not self._put_back():
             _waiting.append(self)
 
@@ -70,19 +68,43 @@ class Swap:
 
 
 _waiting: list[Swap] = []
+# What this test's swaps put in place and took out again, by id: ours, and the original.
+_undone: dict[int, tuple[object, object]] = {}
+_known_modules: set[str] = set()
 
 
 def settle() -> None:
     """After a test's teardown: where a patch undone after ours put ours back, the original.
 
     A swap whose name still holds someone else's object (a module-scoped patch not undone
-    yet) keeps waiting.
+    yet) keeps waiting. And a module first imported while ours was in place may have bound
+    it (FastAPI imports a module doing `from anyio.to_thread import run_sync` at the app's
+    first start): that name gets the original too.
     """
     still = []
     for swap in _waiting:
         if (swap.in_use is not None and swap.in_use()) or not swap._put_back():
             still.append(swap)
     _waiting[:] = still
+    _rebind_in_new_modules()
+
+
+def _rebind_in_new_modules() -> None:
+    global _known_modules
+    names = set(sys.modules)
+    if _undone:
+        for name in names - _known_modules:
+            if name.partition(".")[0] == __package__:
+                continue  # the plugin's own: `steps._timed_run` is a wrapper by design
+            namespace = getattr(sys.modules.get(name), "__dict__", None)
+            if not isinstance(namespace, dict):
+                continue
+            for key, value in list(namespace.items()):
+                found = _undone.get(id(value))
+                if found is not None and found[0] is value:
+                    namespace[key] = found[1]
+    _known_modules = names
+    _undone.clear()
 
 
 class MethodPatch:

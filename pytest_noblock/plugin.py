@@ -166,14 +166,14 @@ def _show_headline_in_short_summary(report: pytest.TestReport, headline: str) ->
         chain[-1] = (traceback, shorter, description)
 
 
+_GREEN = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     gate = session.config.stash.get(runner.GATE, None)
     if gate is not None and not gate.finish() and session.exitstatus in _GREEN:
         # A CI job must not upload nothing and stay green: the summary says what failed.
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-_GREEN = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -187,3 +187,34 @@ def test_a_module_scoped_patch_undone_after_later_tests_gets_the_originals_back(
     # In a subprocess with a time limit: a wrapper calling itself hangs the run.
     result = project.run_subprocess("-W", "error", timeout=60)
     result.assert_outcomes(passed=3)
+
+
+def test_a_module_first_imported_during_a_test_keeps_no_wrapper(project: Project) -> None:
+    # FastAPI imports a module doing `from anyio.to_thread import run_sync` when the app
+    # first starts: inside a watched test, that binds the plugin's wrapper.
+    project.pytester.makepyfile(app=APP)
+    project.pytester.makeconftest(CONFTEST)
+    project.pytester.makepyfile(
+        late="from time import sleep\nfrom anyio.to_thread import run_sync\n"
+    )
+    project.tests(
+        """
+        import sys
+
+        import pytest
+
+        from conftest import ORIGINALS
+
+        @pytest.mark.noblock(strict=True, allow=["threading.Lock"])
+        async def test_imports_late(noblock_client):
+            import late
+            assert (await noblock_client.get("/ping")).status_code == 200
+
+        def test_zz_late_holds_the_originals():
+            late = sys.modules["late"]
+            assert late.sleep is ORIGINALS["time.sleep"]
+            assert late.run_sync is ORIGINALS["anyio.to_thread.run_sync"]
+        """
+    )
+    result = project.run_subprocess("-W", "error", timeout=60)
+    result.assert_outcomes(passed=2)
