@@ -22,9 +22,15 @@ _PHASES: tuple[FrameRule, ...] = (
     ("fastapi.dependencies.utils", "request_params_to_args", "validating the request"),
     ("starlette.requests", "Request.json", "parsing the request body"),
     ("starlette.requests", "Request.form", "parsing the request body"),
-    ("starlette.middleware.gzip", "", "compressing the response (GZipMiddleware)"),
-    ("starlette.templating", "", "rendering a template"),
-    ("starlette.responses", "", "rendering the response"),
+    # A middleware wraps everything beneath it: only its own work names a phase.
+    (
+        "starlette.middleware.gzip",
+        "IdentityResponder.send_with_compression",
+        "compressing the response (GZipMiddleware)",
+    ),
+    ("starlette.templating", "Jinja2Templates.TemplateResponse", "rendering a template"),
+    ("starlette.responses", "Response.render", "rendering the response"),
+    ("starlette.responses", "JSONResponse.render", "rendering the response"),
 )
 
 

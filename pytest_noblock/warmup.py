@@ -28,6 +28,8 @@ from typing import Any
 from .origins import Request
 from .stacks import FrameRule, Stack, first_match
 
+_ROUTE_STATE = "building FastAPI's route state"
+
 # The one-time work a frame does. A sample is one-time work when any frame of it
 # matches: the work runs beneath that frame.
 _ONE_TIME_WORK: tuple[FrameRule, ...] = (
@@ -47,6 +49,15 @@ _ONE_TIME_WORK: tuple[FrameRule, ...] = (
     ("pydantic._internal._model_construction", "", "building a pydantic model"),
     ("pydantic.json_schema", "", "building a JSON schema"),
     ("fastapi.openapi.utils", "get_openapi", "building the OpenAPI document"),
+    # FastAPI (0.141 on) builds a route's state, and an included router's routes, on the
+    # app's first request that needs them.
+    ("fastapi.routing", "_populate_api_route_state", "building FastAPI's route state"),
+    (
+        "fastapi.routing",
+        "_IncludedRouter._build_effective_context",
+        "building FastAPI's route state",
+    ),
+    ("pydantic.type_adapter", "TypeAdapter.__init__", "building a pydantic schema"),
     ("fastapi.dependencies.utils", "get_dependant", "analysing the endpoint's parameters"),
     ("babel.localedata", "load", "loading locale data"),
     ("re._compiler", "", "compiling a regular expression"),
