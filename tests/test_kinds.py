@@ -390,7 +390,8 @@ def test_pure_python_cpu_loop(project: Project) -> None:
     result.assert_outcomes(failed=1)
     loop_lines = set(range(line_of(source, "while True:"), line_of(source, "break") + 1))
     found = re.search(
-        r"held the event loop for \d+ ms at app\.py:(\d+) \(budget 50 ms\)", result.stdout.str()
+        r"held the event loop for \d+(?:\.\d)? ms at app\.py:(\d+) \(budget 50 ms\)",
+        result.stdout.str(),
     )
     assert found is not None, result.stdout.str()
     assert int(found.group(1)) in loop_lines
