@@ -60,6 +60,7 @@ _ONE_TIME_WORK: tuple[FrameRule, ...] = (
     ("pydantic.type_adapter", "TypeAdapter.__init__", "building a pydantic schema"),
     ("fastapi.dependencies.utils", "get_dependant", "analysing the endpoint's parameters"),
     ("babel.localedata", "load", "loading locale data"),
+    ("sqlalchemy.orm.mapper", "_configure_registries", "configuring SQLAlchemy's mappers"),
     ("re._compiler", "", "compiling a regular expression"),
     ("re._parser", "", "compiling a regular expression"),
     ("sre_compile", "", "compiling a regular expression"),
