@@ -34,6 +34,10 @@ busy_workers: dict[int, tuple[int, Origin | None, float]] = {}
 
 # A thread that used at least this share of the stretch on a CPU was the one running.
 RUNNING_SHARE = 0.5
+# Pure-Python work in a thread hands the GIL over every switch interval (5 ms), yet on a
+# loaded machine the watchdog was seen waiting 30 ms for it: a stretch shorter than this
+# many intervals is not told from that, whatever the budget.
+SWITCH_INTERVALS = 10
 
 
 def for_worker(func: Callable[..., Any], origin: Origin | None) -> Callable[..., Any]:
@@ -66,7 +70,7 @@ class GilWatch:
 
     def __init__(self, clock: StepClock, budget_s: float) -> None:
         self._clock = clock
-        self._budget_s = budget_s
+        self._shortest_s = max(budget_s, SWITCH_INTERVALS * sys.getswitchinterval())
         self._own: ThreadUsage | None = None
         self._own_waiting = 0.0
         # CPU time of each of this loop's busy workers, and of the loop, at the last tick.
@@ -114,7 +118,7 @@ class GilWatch:
                 self._worker_cpu[ident] = cpu
         for ident in [ident for ident in self._worker_cpu if ident not in mine]:
             del self._worker_cpu[ident]
-        if late_s <= self._budget_s or not mine:
+        if late_s <= self._shortest_s or not mine:
             return
         # The loop thread ran most of the stretch: its own step, which the clock times.
         if loop_used >= late_s * RUNNING_SHARE:
