@@ -72,44 +72,53 @@ class GilWatch:
         self._clock = clock
         self._shortest_s = max(budget_s, SWITCH_INTERVALS * sys.getswitchinterval())
         self._own: ThreadUsage | None = None
-        self._own_waiting = 0.0
-        # CPU time of each of this loop's busy workers, and of the loop, at the last tick.
+        self._own_waiting: float | None = None
+        # CPU time of each of this loop's busy workers at the last tick.
         self._worker_cpu: dict[int, float] = {}
-        self._last_loop_cpu = 0.0
 
     def start(self) -> None:
         """On the watchdog's own thread: its CPU waits are not a worker's doing."""
         self._own = ThreadUsage(threading.get_ident(), threading.get_native_id())
-        self._own_waiting = self._waiting()
-        self._last_loop_cpu = self._loop_cpu() or 0.0
 
     def close(self) -> None:
         if self._own is not None:
             self._own.close()
 
-    def _waiting(self) -> float:
-        usage = self._own.read() if self._own is not None else None
-        return usage.waiting_s if usage is not None else 0.0
+    def own_wait(self, needed: bool) -> float:
+        """How long the watchdog waited for a CPU since the last tick: the machine's doing.
 
-    def own_wait(self) -> float:
-        """How long the watchdog waited for a CPU since the last call: the machine's doing."""
-        waiting = self._waiting()
-        waited = max(waiting - self._own_waiting, 0.0)
-        self._own_waiting = waiting
-        return waited
+        Read only on ticks that need it (a worker busy, a starved stretch to weigh): every
+        read lets the GIL go, and getting it back costs the watchdog up to a switch interval
+        while the loop computes. Without a reading at the last tick there is no baseline:
+        then nothing is taken out.
+        """
+        if not needed or self._own is None:
+            self._own_waiting = None
+            return 0.0
+        usage = self._own.read()
+        waiting = usage.waiting_s if usage is not None else None
+        before, self._own_waiting = self._own_waiting, waiting
+        if waiting is None or before is None:
+            return 0.0
+        return max(waiting - before, 0.0)
 
-    def tick(self, at: float, late_s: float) -> None:
-        """`late_s`: how much later than planned the watchdog woke up, less its CPU waits."""
-        loop_cpu = self._loop_cpu()
-        loop_used = loop_cpu - self._last_loop_cpu if loop_cpu is not None else 0.0
-        if loop_cpu is not None:
-            self._last_loop_cpu = loop_cpu
+    def busy(self) -> bool:
+        """Does a worker thread run a call for one of this loop's requests?"""
+        loop_thread = self._clock.thread_ident
+        return any(loop == loop_thread for loop, _, _ in list(busy_workers.values()))
+
+    def tick(self, at: float, late_s: float, loop_used_s: float) -> None:
+        """`late_s`: how much later than planned the watchdog woke up, less its CPU waits;
+        `loop_used_s`: the loop thread's CPU time meanwhile."""
         loop_thread = self._clock.thread_ident
         mine = {
             ident: (origin, began)
             for ident, (loop, origin, began) in list(busy_workers.items())
             if loop == loop_thread
         }
+        if not mine:
+            self._worker_cpu.clear()
+            return
         used = {}
         for ident, (_, began) in mine.items():
             cpu = _cpu_time(ident)
@@ -118,10 +127,10 @@ class GilWatch:
                 self._worker_cpu[ident] = cpu
         for ident in [ident for ident in self._worker_cpu if ident not in mine]:
             del self._worker_cpu[ident]
-        if late_s <= self._shortest_s or not mine:
+        if late_s <= self._shortest_s:
             return
         # The loop thread ran most of the stretch: its own step, which the clock times.
-        if loop_used >= late_s * RUNNING_SHARE:
+        if loop_used_s >= late_s * RUNNING_SHARE:
             return
         # Of this loop's busy workers, the one that ran most. On a loaded machine the one
         # keeping the GIL may itself wait for a CPU meanwhile: no share of the stretch is
@@ -135,7 +144,3 @@ class GilWatch:
         del frame
         start = at - late_s
         self._clock.keep_other_thread(Segment(start, at, mine[culprit][0], seen, 0.0, 0.0))
-
-    def _loop_cpu(self) -> float | None:
-        usage = self._clock.usage.read()
-        return usage.cpu_s if usage is not None else None

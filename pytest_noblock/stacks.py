@@ -121,8 +121,12 @@ def _source_line(frame: FrameType) -> int:
     return lineno
 
 
-def capture_with_local_types(frame: FrameType | None) -> Stack:
-    """Like `capture`, plus the types of the locals of the deepest app frame."""
+def capture_with_local_types(frame: FrameType | None, *, read_source: bool = True) -> Stack:
+    """Like `capture`, plus the types of the locals of the deepest app frame.
+
+    `read_source=False` on the loop's own thread (the CPU alarm's handler): a source file
+    not read yet is not read there, in the middle of the hold.
+    """
     stack = capture(frame)
     deepest = _deepest_app_index(stack)
     if deepest is None or frame is None:
@@ -139,7 +143,7 @@ def capture_with_local_types(frame: FrameType | None) -> Stack:
         if not isinstance(value, ModuleType)
     ]
     record = stack[deepest]
-    types += _attribute_types(record, local_values)
+    types += _attribute_types(record, local_values, read_source)
     patched = FrameRecord(
         record.filename,
         record.lineno,
@@ -155,11 +159,20 @@ def capture_with_local_types(frame: FrameType | None) -> Stack:
 _ATTRIBUTE = re.compile(r"\b([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
 
 
-def _attribute_types(record: FrameRecord, local_values: dict[str, object]) -> list[tuple[str, str]]:
+def _attribute_types(
+    record: FrameRecord, local_values: dict[str, object], read_source: bool
+) -> list[tuple[str, str]]:
     """Types of the locals' attributes the frame's line names (`self.conn` in
     `self.conn.execute(...)`), read from the objects' own `__dict__`: no property or
     `__getattr__` of the app runs from the watchdog's thread."""
-    line = linecache.getline(record.filename, record.lineno)
+    cached = linecache.cache.get(record.filename)
+    if cached is None and read_source and record.filename.endswith(".py"):
+        # Read once per module. Never a template: forty of them read one by one cost the
+        # watchdog a GIL hand-over per read, and it all but stopped sampling.
+        line = linecache.getline(record.filename, record.lineno)
+    else:
+        lines = cached[2] if cached is not None and len(cached) > 2 else []
+        line = lines[record.lineno - 1] if 0 < record.lineno <= len(lines) else ""
     found = []
     for name, attribute in _ATTRIBUTE.findall(line):
         value = local_values.get(name)

@@ -115,7 +115,8 @@ class Watchdog:
         self._alarm = CpuAlarm(alarm_after_s, self._on_alarm) if cpu_alarm else None
         self._last_tick = now()
         self._gil = GilWatch(clock, budget_s)
-        self._starved_sample: tuple[Sample, float] | None = None
+        # The alarm's sample, when it was taken, and the tick the starved stretch began at.
+        self._starved_sample: tuple[Sample, float, float] | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="pytest-noblock-watchdog", daemon=True
@@ -151,13 +152,21 @@ class Watchdog:
         if self._alarm is not None:
             self._alarm.rearm()
         # A busy machine keeps the watchdog from running too: not a hold of anyone's.
-        own_wait = self._gil.own_wait()
+        busy = self._gil.busy()
+        own_wait = self._gil.own_wait(busy or self._starved_sample is not None)
         self._close_starved_stretch(at, own_wait)
         since_last_tick = at - self._last_tick
+        previous = self._usage.nearest(self._last_tick) if busy else None
         self._last_tick = at
         self._usage.remember(at)
         threadpool.sample()
-        self._gil.tick(at, since_last_tick - self._tick_s - own_wait)
+        if busy:
+            # The loop thread's CPU time since the last tick, from the readings kept anyway.
+            latest = self._usage.nearest(at)
+            loop_used = 0.0
+            if previous is not None and latest is not None:
+                loop_used = latest.cpu_s - previous.cpu_s
+            self._gil.tick(at, since_last_tick - self._tick_s - own_wait, loop_used)
         current = self._clock.current
         if current is None or at - current[0] < self._sample_after_s:
             return
@@ -179,9 +188,9 @@ class Watchdog:
         if current is None or frame is None:
             return
         at = now()
-        sample = Sample(capture_with_local_types(frame), at - self._last_tick)
+        sample = Sample(capture_with_local_types(frame, read_source=False), at - self._last_tick)
         self._clock.observe(current[0]).samples.append(sample)
-        self._starved_sample = (sample, at)
+        self._starved_sample = (sample, at, self._last_tick)
 
     def _close_starved_stretch(self, at: float, own_wait: float) -> None:
         """The watchdog runs again: the starved stretch the alarm sampled is over.
@@ -191,7 +200,11 @@ class Watchdog:
         for a whole template compile on a loaded machine).
         """
         if self._starved_sample is not None:
-            sample, sampled_at = self._starved_sample
+            sample, sampled_at, began = self._starved_sample
             stretch = sample.weight_s + (at - sampled_at)
-            sample.weight_s = max(stretch - own_wait, min(stretch, self._tick_s))
+            # Nor a full garbage collection's: it is not counted in the hold, and it runs
+            # wherever the heap fills up (a template line of no weight of its own).
+            lost = own_wait + self._clock.gc.lost.between(began, at)
+            # The tick may read the clock just before the handler samples: never below 0.
+            sample.weight_s = max(stretch - lost, min(stretch, self._tick_s), 0.0)
             self._starved_sample = None

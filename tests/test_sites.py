@@ -166,41 +166,6 @@ PART = (
 )
 
 
-def test_time_spread_over_many_templates_is_not_outvoted_by_gzip(project: Project) -> None:
-    # 40 included templates of ~3 ms each, then GZip compressing 2 MB for ~70 ms: no line
-    # of the templates holds as much time as gzip's, but the handler's line holds most.
-    project.app(TEMPLATES_AND_GZIP_APP)
-    templates = project.pytester.mkdir("templates")
-    includes = "".join(f'{{% include "part{n}.html" %}}\n' for n in range(40))
-    (templates / "index.html").write_text(includes + "{{ blob }}\n")
-    for n in range(40):
-        (templates / f"part{n}.html").write_text(PART)
-    project.tests(
-        """
-        import pytest
-
-        from pytest_noblock import noblock_paused
-
-        @pytest.mark.noblock
-        async def test_index(noblock_client):
-            with noblock_paused():  # the templates are compiled: rendering is what is left
-                assert (await noblock_client.get("/")).status_code == 200
-            assert (await noblock_client.get("/")).status_code == 200
-        """
-    )
-    result = project.run("-vv")
-    result.assert_outcomes(failed=1)
-    line = line_of(TEMPLATES_AND_GZIP_APP, "templates.TemplateResponse(")
-    result.stdout.fnmatch_lines(
-        [
-            f"noblock: GET / held the event loop for * ms at app.py:{line} (budget 50 ms)",
-            "  handler   app:index",
-            f"  call      app.py:{line} in index",
-        ]
-    )
-    assert_plugin_never_named(result)
-
-
 ROUTES_APP = """
     import time
     from fastapi import APIRouter, FastAPI
