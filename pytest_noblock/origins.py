@@ -67,6 +67,11 @@ class Request(Origin):
     def handler(self) -> str | None:
         return handler_name(self.scope)
 
+    @property
+    def endpoint(self) -> object:
+        """The function the router chose for the request, once it chose one."""
+        return self.scope.get("endpoint")
+
     def served_app(self) -> object:
         """The app instance that served the request: the innermost one the framework
         names in the scope (Starlette's `scope["app"]`), else the one the client called."""

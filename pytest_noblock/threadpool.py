@@ -25,6 +25,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from . import callframes
 from .gil import for_worker
 from .origins import Origin, Request, current_origin
 from .patching import Swap
@@ -180,6 +181,7 @@ def install() -> None:
         _last = None
         _meter = _MeteredPool(anyio.to_thread.run_sync)
         _swap = Swap.make(anyio.to_thread, "run_sync", _meter.run_sync)
+        callframes.start()
 
 
 def uninstall() -> None:
@@ -187,6 +189,7 @@ def uninstall() -> None:
     if _meter is not None:
         if _swap is not None:
             _swap.undo()
+        callframes.stop()
         _last = _meter.result()
         _meter = _swap = None
 

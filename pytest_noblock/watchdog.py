@@ -144,18 +144,22 @@ class Watchdog:
         try:
             while not self._stopping.wait(self._tick_s):
                 self._tick()
+            # The test may end while the watchdog waits for the GIL a worker kept: the
+            # loop's thread can get it first and stop the watch before any tick saw it.
+            self._tick()
         finally:
             self._gil.close()
 
     def _tick(self) -> None:
         at = now()
+        since_last_tick = at - self._last_tick
+        workers = self._gil.look(since_last_tick - self._tick_s)
         if self._alarm is not None:
             self._alarm.rearm()
         # A busy machine keeps the watchdog from running too: not a hold of anyone's.
-        busy = self._gil.busy()
+        busy = bool(workers)
         own_wait = self._gil.own_wait(busy or self._starved_sample is not None)
         self._close_starved_stretch(at, own_wait)
-        since_last_tick = at - self._last_tick
         previous = self._usage.nearest(self._last_tick) if busy else None
         self._last_tick = at
         self._usage.remember(at)
@@ -166,7 +170,7 @@ class Watchdog:
             loop_used = 0.0
             if previous is not None and latest is not None:
                 loop_used = latest.cpu_s - previous.cpu_s
-            self._gil.tick(at, since_last_tick - self._tick_s - own_wait, loop_used)
+            self._gil.tick(at, since_last_tick - self._tick_s - own_wait, loop_used, workers)
         current = self._clock.current
         if current is None or at - current[0] < self._sample_after_s:
             return
