@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 import httpx
 
-from . import trio_steps
+from .adapters import trio as trio_steps
 from .origins import LIFESPAN, current_origin
 from .tracking import ASGIApp, Message, Receive, Scope, Send
 

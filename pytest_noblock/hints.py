@@ -9,15 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-DEF_ENDPOINT = "or make the endpoint a plain `def`: FastAPI runs those in its thread pool"
+from .adapters import Framework, advise
 
-_OFF_THE_LOOP = (
-    "move it off the loop: `await anyio.to_thread.run_sync(...)`, or a process pool for big jobs"
-)
+# `{to_thread}` is written in the words of the app's framework (see `adapters.advise`).
+_OFF_THE_LOOP = "move it off the loop: {to_thread}, or a process pool for big jobs"
 
 _THREAD_FOR_CPU = (
-    "run it in a worker thread: `await anyio.to_thread.run_sync(...)` "
-    "(or `run_in_threadpool`); it lets the GIL go, so the loop keeps serving"
+    "run it in a worker thread: {to_thread}; it lets the GIL go, so the loop keeps serving"
 )
 
 # (prefixes of a callee or library module, what it is, what to use instead), first match wins.
@@ -65,8 +63,7 @@ _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (
         ("bs4", "lxml", "html5lib", "html.parser"),
         "parsing HTML: CPU work",
-        "run it in a worker thread (`await anyio.to_thread.run_sync(...)`), "
-        "or a process pool for big pages",
+        "run it in a worker thread ({to_thread}), or a process pool for big pages",
     ),
     (
         (
@@ -82,8 +79,7 @@ _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
             "httpcore2._sync",
         ),
         "a blocking HTTP call",
-        "use `httpx.AsyncClient` (`await client.get(...)`), "
-        "or `await run_in_threadpool(requests.get, ...)`",
+        "use `httpx.AsyncClient` (`await client.get(...)`), or {to_thread:requests.get, ...}",
     ),
     (
         ("time.sleep",),
@@ -93,12 +89,12 @@ _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (
         ("boto3", "botocore", "s3transfer"),
         "a blocking AWS call",
-        "use aioboto3, or `await anyio.to_thread.run_sync(...)` around the boto3 call",
+        "use aioboto3, or {to_thread} around the boto3 call",
     ),
     (
         ("sqlite3",),
         "a blocking SQLite call",
-        "use aiosqlite, or `await anyio.to_thread.run_sync(...)`",
+        "use aiosqlite, or {to_thread}",
     ),
     (
         ("psycopg2", "psycopg.connection", "psycopg.cursor"),
@@ -118,7 +114,7 @@ _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (
         ("io.open", "builtins.open", "_io.", "io.", "pathlib", "shutil", "os.", "posix.", "glob"),
         "blocking file I/O",
-        "use `anyio.Path` or aiofiles, or `await anyio.to_thread.run_sync(...)`",
+        "use `anyio.Path` or aiofiles, or {to_thread}",
     ),
     (
         ("socket", "ssl", "select", "selectors"),
@@ -128,8 +124,7 @@ _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (
         ("threading", "_thread", "queue", "concurrent.futures", "multiprocessing"),
         "a blocking wait on a lock, event or queue",
-        "use `asyncio.Lock`/`Event`/`Queue` (or anyio's), "
-        "or `await anyio.to_thread.run_sync(...)` around the wait",
+        "use `asyncio.Lock`/`Event`/`Queue` (or anyio's), or {to_thread} around the wait",
     ),
     (
         ("json", "zlib", "gzip", "bz2", "lzma", "re", "hashlib", "pickle", "_json", "_pickle"),
@@ -141,7 +136,7 @@ _RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
 _CPU = ("CPU work on the loop", _OFF_THE_LOOP)
 _UNKNOWN = (
     "a blocking call",
-    "await an async equivalent, or run it with `await anyio.to_thread.run_sync(...)`",
+    "await an async equivalent, or run it with {to_thread}",
 )
 
 
@@ -155,6 +150,11 @@ def _matches(name: str, prefix: str) -> bool:
 class Hint:
     what: str
     instead: str
+    # The framework's other way out (a plain `def` handler), when there is one.
+    also: str | None = None
+
+    def in_words_of(self, framework: Framework) -> Hint:
+        return Hint(self.what, advise(self.instead, framework), framework.sync_handler)
 
 
 def hint_for(callee: str | None, library_modules: Sequence[str], cpu_bound: bool) -> Hint:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import warmup
+from .adapters import NO_FRAMEWORK
 from .hints import KEPT_THE_GIL, Hint, hint_for, is_generic
 from .origins import Origin, Request
 from .phases import find_phase
@@ -85,7 +86,9 @@ def _analyse(segment: Segment, budget_s: float) -> Hold:
         hint = (
             KEPT_THE_GIL
             if segment.in_worker_thread
-            else _hint(site, call_site.callee, bool(cpu_bound))
+            else _hint(site, call_site.callee, bool(cpu_bound)).in_words_of(
+                origin.framework if isinstance(origin, Request) else NO_FRAMEWORK
+            )
         )
         if isinstance(origin, Request) and origin.first_on_route:
             warm_up = warmup.classify(site.weighed, held, budget_s)

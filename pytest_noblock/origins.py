@@ -7,9 +7,11 @@ step clock can read the owner of each step from the handle's context for free.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import Any
+
+from .adapters import Framework, framework_for
 
 
 class Origin:
@@ -44,7 +46,7 @@ class Paused(Origin):
 class Request(Origin):
     """One request to the app, and the handler the app routed it to."""
 
-    __slots__ = ("app", "first_on_route", "scope", "started")
+    __slots__ = ("_framework", "app", "first_on_route", "scope", "started")
     blamed = True
 
     def __init__(
@@ -58,19 +60,27 @@ class Request(Origin):
         # first its route served on this app (see `warmup`).
         self.started = started
         self.first_on_route = False
+        self._framework: Framework | None = None
 
     def describe(self) -> str:
         method = self.scope.get("method") or self.scope.get("type", "?").upper()
-        return f"{method} {route_template(self.scope)}"
+        route = self.framework.route(self.scope) or self.scope.get("path", "/")
+        return f"{method} {route}"
+
+    @property
+    def framework(self) -> Framework:
+        if self._framework is None:
+            self._framework = framework_for(self.frameworks)
+        return self._framework
 
     @property
     def handler(self) -> str | None:
-        return handler_name(self.scope)
+        return handler_name(self.endpoint)
 
     @property
     def endpoint(self) -> object:
         """The function the router chose for the request, once it chose one."""
-        return self.scope.get("endpoint")
+        return self.framework.endpoint(self.scope)
 
     def served_app(self) -> object:
         """The app instance that served the request: the innermost one the framework
@@ -102,44 +112,10 @@ PAUSED = Paused()
 current_origin: ContextVar[Origin | None] = ContextVar("pytest_noblock_origin", default=None)
 
 
-def handler_name(scope: Mapping[str, Any]) -> str | None:
-    """The endpoint Starlette's router (and so FastAPI's) stored in the scope."""
-    endpoint = scope.get("endpoint")
+def handler_name(endpoint: object) -> str | None:
+    """`module:qualname` of the function (or class) a router chose."""
     if endpoint is None:
         return None
     module = getattr(endpoint, "__module__", None)
     name = getattr(endpoint, "__qualname__", None) or type(endpoint).__qualname__
     return f"{module}:{name}" if module else name
-
-
-def route_template(scope: Mapping[str, Any]) -> str:
-    """The path as the app's route declares it (`/users/{id}`), so reports and baselines
-    group a route's requests, whatever ids they carried."""
-    path: str = scope.get("path", "/")
-    params = scope.get("path_params")
-    if not params or not isinstance(params, Mapping):
-        return path
-    route_format = getattr(scope.get("route"), "path_format", None)
-    if isinstance(route_format, str):
-        try:
-            concrete = route_format.format(**{name: str(v) for name, v in params.items()})
-        except (KeyError, IndexError, ValueError):
-            concrete = None
-        # A mounted router's routes are relative to their mount: keep its prefix.
-        if concrete is not None and path.endswith(concrete):
-            return path[: len(path) - len(concrete)] + route_format
-    rest = dict(params)
-    for name, value in params.items():
-        text = str(value)
-        # A `{name:path}` parameter spans segments: it ends the path.
-        if "/" in text and path.endswith(text):
-            path = path[: -len(text)] + "{" + name + "}"
-            del rest[name]
-    segments = path.split("/")
-    for name, value in rest.items():
-        text = str(value)
-        for index, segment in enumerate(segments):
-            if segment == text:
-                segments[index] = "{" + name + "}"
-                break
-    return "/".join(segments)

@@ -1,24 +1,22 @@
-"""Watching the loops a sync test starts in other threads: `TestClient`'s portals.
+"""Watching the loops a sync test starts in other threads: anyio's blocking portals.
 
-Starlette's (and so FastAPI's) `TestClient` runs the app on an event loop in a thread of
-its own, started by `anyio.from_thread.start_blocking_portal`: one portal for a `with
-TestClient(app)` block, a new one for every request without it. The sync test's thread
-only waits for that loop, so it is never the one holding it.
+A sync client (Starlette's `TestClient`, see `adapters`) runs the app on an event loop in
+a thread of its own, started by `anyio.from_thread.start_blocking_portal`: one portal for a
+`with TestClient(app)` block, a new one for every request without it. The sync test's
+thread only waits for that loop, so it is never the one holding it.
 
 For the length of a marked sync test, every blocking portal started gets its own step
 clock and watchdog, attached from inside the portal's loop thread as soon as the portal
-is up and detached before it closes; and every request `TestClient` makes reaches the app
-through `tracking.TrackedApp`, on the portal's thread, so it is named and cut exactly as
-with `httpx.ASGITransport`. A portal started before the test (a `TestClient` entered in
-a fixture, the usual suite) is watched from the test's first request on it. Nothing is
-patched before or after the test.
+is up and detached before it closes; and every request the sync clients' adapters see
+reaches the app through `tracking.TrackedApp`, on the portal's thread, so it is named and
+cut exactly as with `httpx.ASGITransport`. A portal started before the test (a
+`TestClient` entered in a fixture, the usual suite) is watched from the test's first
+request on it. Nothing is patched before or after the test.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import TracebackType
@@ -26,12 +24,12 @@ from typing import Any
 
 import anyio.from_thread
 
-from . import steps, threadpool, trio_steps
-from .origins import LIFESPAN, current_origin
+from . import steps, threadpool
+from .adapters import sync_clients
 from .patching import Swap
 from .settings import Settings
 from .tracking import ASGIApp, Receive, Scope, Send, TrackedApp
-from .watch import Findings, LoopWatch, runs_on_asyncio_event_loop
+from .watch import Findings, LoopWatch, watchable_loop
 
 NOTHING_WATCHED = (
     "nothing was watched: no event loop ran in this sync test (a `TestClient(app)` request "
@@ -47,7 +45,7 @@ class _PortalLoop:
         self.backend: str | None = None
 
     def start(self) -> None:
-        if runs_on_asyncio_event_loop() or trio_steps.running():
+        if watchable_loop():
             self.backend = "watched"
             self.watch.start()
         else:
@@ -70,16 +68,8 @@ class SyncWatch:
         threadpool.install()
         self._start_portal = anyio.from_thread.start_blocking_portal
         self._patch(anyio.from_thread, "start_blocking_portal", self._watched_portal)
-        # Only when the test's code has imported it: never import Starlette for the user.
-        testclient = sys.modules.get("starlette.testclient")
-        if testclient is not None:
-            transport = getattr(testclient, "_TestClientTransport", None)
-            if transport is not None and hasattr(transport, "handle_request"):
-                tracked = self._tracked_handle(transport.handle_request)
-                self._patch(transport, "handle_request", tracked)
-            client = getattr(testclient, "TestClient", None)
-            if client is not None and hasattr(client, "lifespan"):
-                self._patch(client, "lifespan", _lifespan_origin(client.lifespan))
+        for client in sync_clients():
+            client.install(self._patch, self._tracked)
         return self
 
     def __exit__(
@@ -130,21 +120,9 @@ class SyncWatch:
     def _patch(self, owner: object, name: str, replacement: object) -> None:
         self._undo.append(Swap.make(owner, name, replacement).undo)
 
-    def _tracked_handle(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        """`_TestClientTransport.handle_request` giving the app to a tracked copy of itself.
-
-        The user's transport is never modified: a shallow copy with the app wrapped handles
-        the request (WebSocket sessions, which it creates with its app, are covered too).
-        """
-        adopt = self._adopt
-
-        def handle_request(transport: Any, request: Any) -> Any:
-            __tracebackhide__ = True  # tracebacks show the app, not the plugin
-            twin = copy.copy(transport)
-            twin.app = _Adopting(TrackedApp(transport.app), adopt)
-            return original(twin, request)
-
-        return handle_request
+    def _tracked(self, app: ASGIApp) -> ASGIApp:
+        """The app as a sync client's request reaches it: named, on a watched loop."""
+        return _Adopting(TrackedApp(app), self._adopt)
 
     def _adopt(self) -> None:
         """Watch a portal loop that was already running when the test began.
@@ -183,19 +161,3 @@ class _Adopting:
         if threading.get_ident() not in steps.clocks:
             self._adopt()
         await self.app(scope, receive, send)
-
-
-def _lifespan_origin(
-    original: Callable[[Any], Any],
-) -> Callable[[Any], Any]:
-    """`TestClient.lifespan` run as the app's lifespan: noted, never blamed on a request."""
-
-    async def lifespan(self: Any) -> None:
-        __tracebackhide__ = True
-        token = current_origin.set(LIFESPAN)
-        try:
-            await original(self)
-        finally:
-            current_origin.reset(token)
-
-    return lifespan

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .hints import DEF_ENDPOINT, Hint
+from .hints import Hint
 from .holds import Hold
 from .origins import LIFESPAN
 from .stacks import CallSite, FrameRecord, display_path
@@ -55,8 +55,8 @@ def call_lines(site: CallSite, rootdir: str) -> list[str]:
 
 def advice_lines(hint: Hint, *, in_a_thread: bool = False) -> list[str]:
     lines = [field_line("why", hint.what), field_line("instead", hint.instead)]
-    if not in_a_thread:
-        lines.append(field_line("", DEF_ENDPOINT))
+    if not in_a_thread and hint.also:
+        lines.append(field_line("", hint.also))
     return lines
 
 

@@ -66,5 +66,6 @@ def _describe(finding: Finding, rootdir: str) -> list[str]:
         landed, callee = finding.landed
         where = f"{display_path(landed.filename, rootdir)}:{landed.lineno} in {landed.function}"
         add("landed in", f"{where} ({callee})")
-    lines.extend(advice_lines(hint_for(finding.callee, library_modules(deeper), False)))
+    hint = hint_for(finding.callee, library_modules(deeper), False)
+    lines.extend(advice_lines(hint.in_words_of(finding.request.framework)))
     return lines

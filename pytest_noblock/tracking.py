@@ -1,27 +1,17 @@
 """Marking where each request starts and ends while a watched test runs.
 
-Every `httpx.ASGITransport` is covered, the one behind `noblock_client` and any the test
-builds itself: for the length of the watched test body, the transport hands each request
-to the app through a thin wrapper that names the request and cuts the step clock's
-segment at its edges. The wrapper passes scope, receive and send through untouched.
-httpx2's `ASGITransport` (the fork newer Starlette asks for) is covered the same way.
-
-httpx-ws's `ASGIWebSocketTransport` (and httpx2's copy of it) overrides
-`handle_async_request` and runs each WebSocket session's app in a task of its own, from a
-stream object it makes per session: that stream's app is wrapped the same way when the
-session starts, so the session's loop time is its request's (`WEBSOCKET /path`). Plain
-HTTP through that transport takes the path above.
-
-All but httpx are patched only once the test's code has imported them: the plugin never
-imports a library for the user.
+A client adapter (see `adapters`) hands each request to the app through `TrackedApp`, a
+thin wrapper that names the request and cuts the step clock's segment at its edges; it
+passes scope, receive and send through untouched. The client methods the adapters name
+are patched for the length of each watched test body, and only once the test's code has
+imported their module: the plugin never imports a library for the user.
 """
 
 from __future__ import annotations
 
-import copy
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import Token
 from typing import Any
 
@@ -86,59 +76,6 @@ class TrackedApp:
                 clock.switch(outer)
 
 
-# One tracked twin per transport, so the user's transport object is never modified.
-# Keyed by id(): fast, and fine for a transport class that is not hashable. The value
-# holds the transport, so the id stays its own, and the app the twin wraps, in case the
-# test swaps it.
-_twins: dict[int, tuple[Any, ASGIApp, Any]] = {}
-
-
-def _tracking_handle(patch: MethodPatch) -> Callable[[Any, Any], Coroutine[Any, Any, Any]]:
-    """`handle_async_request` of one transport class, sending each request to the twin."""
-
-    def tracked_handle(self: Any, request: Any) -> Coroutine[Any, Any, Any]:
-        __tracebackhide__ = True
-        # A plain function handing back the original coroutine: no extra coroutine layer
-        # for every request.
-        entry = _twins.get(id(self))
-        if entry is None or entry[0] is not self or entry[1] is not self.app:
-            twin = copy.copy(self)
-            twin.app = TrackedApp(self.app)
-            entry = _twins[id(self)] = (self, self.app, twin)
-        handle: Callable[[Any, Any], Coroutine[Any, Any, Any]] = patch.original or patch.real
-        return handle(entry[2], request)
-
-    return tracked_handle
-
-
-def _tracking_session_run(patch: MethodPatch) -> Callable[[Any], Coroutine[Any, Any, None]]:
-    """`_run` of one WebSocket session stream class, with the session's app tracked."""
-
-    def tracked_session_run(stream: Any) -> Coroutine[Any, Any, None]:
-        __tracebackhide__ = True
-        # `_run` is the session's task: it calls `stream.app` once. The stream is the
-        # library's own object for this one session, never the user's transport, so it
-        # may be changed. A session that outlives the test only keeps its harmless wrapper.
-        if not isinstance(stream.app, TrackedApp):
-            stream.app = TrackedApp(stream.app)
-        run: Callable[[Any], Coroutine[Any, Any, None]] = patch.original or patch.real
-        return run(stream)
-
-    return tracked_session_run
-
-
-# (module, class, method, the wrapper's maker) for every method patched per request.
-_METHODS: tuple[tuple[str, str, str, Callable[[MethodPatch], Callable[..., Any]]], ...] = (
-    ("httpx", "ASGITransport", "handle_async_request", _tracking_handle),
-    ("httpx2", "ASGITransport", "handle_async_request", _tracking_handle),
-    ("httpx_ws.transport", "ASGIWebSocketAsyncNetworkStream", "_run", _tracking_session_run),
-    (
-        "httpx2.websockets._transport",
-        "ASGIWebSocketAsyncNetworkStream",
-        "_run",
-        _tracking_session_run,
-    ),
-)
 # The patches made so far, by module and class, each with its wrapper.
 _patches: dict[tuple[str, str], tuple[MethodPatch, Callable[..., Any]]] = {}
 
@@ -161,11 +98,13 @@ def _patch_for(
 
 
 def _found_patches() -> list[tuple[MethodPatch, Callable[..., Any]]]:
-    found = (_patch_for(*entry) for entry in _METHODS)
+    from .adapters import client_patches
+
+    found = (_patch_for(*entry) for entry in client_patches())
     return [entry for entry in found if entry is not None]
 
 
-# Made now for the libraries already imported (httpx always is), so that each patch keeps
+# Made now for the clients already imported (httpx always is), so that each patch keeps
 # the library's own method: a fixture patching it before a test cannot pass for it.
 _found_patches()
 
@@ -176,6 +115,8 @@ def install() -> None:
 
 
 def uninstall() -> None:
+    from .adapters import httpx as httpx_adapter
+
     for patch, _ in _patches.values():
         patch.uninstall()
-    _twins.clear()
+    httpx_adapter.forget()

@@ -25,13 +25,12 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .adapters import all_one_time_work
 from .origins import Request
 from .stacks import FrameRule, Stack, first_match
 
-_ROUTE_STATE = "building FastAPI's route state"
-
-# The one-time work a frame does. A sample is one-time work when any frame of it
-# matches: the work runs beneath that frame.
+# The one-time work a frame does, beside what each framework's adapter lists. A sample is
+# one-time work when any frame of it matches: the work runs beneath that frame.
 _ONE_TIME_WORK: tuple[FrameRule, ...] = (
     ("importlib._bootstrap", "", "importing a module"),
     ("importlib._bootstrap_external", "", "importing a module"),
@@ -48,17 +47,7 @@ _ONE_TIME_WORK: tuple[FrameRule, ...] = (
     ("pydantic._internal._schema_gather", "", "building a pydantic schema"),
     ("pydantic._internal._model_construction", "", "building a pydantic model"),
     ("pydantic.json_schema", "", "building a JSON schema"),
-    ("fastapi.openapi.utils", "get_openapi", "building the OpenAPI document"),
-    # FastAPI (0.141 on) builds a route's state, and an included router's routes, on the
-    # app's first request that needs them.
-    ("fastapi.routing", "_populate_api_route_state", "building FastAPI's route state"),
-    (
-        "fastapi.routing",
-        "_IncludedRouter._build_effective_context",
-        "building FastAPI's route state",
-    ),
     ("pydantic.type_adapter", "TypeAdapter.__init__", "building a pydantic schema"),
-    ("fastapi.dependencies.utils", "get_dependant", "analysing the endpoint's parameters"),
     ("babel.localedata", "load", "loading locale data"),
     ("sqlalchemy.orm.mapper", "_configure_registries", "configuring SQLAlchemy's mappers"),
     ("re._compiler", "", "compiling a regular expression"),
@@ -69,7 +58,7 @@ _ONE_TIME_WORK: tuple[FrameRule, ...] = (
 
 def one_time_work(stack: Stack) -> str | None:
     """The one-time work `stack` (outermost frame first) was doing, if any."""
-    found = first_match(stack, _ONE_TIME_WORK)
+    found = first_match(stack, _ONE_TIME_WORK + all_one_time_work())
     return found[1] if found is not None else None
 
 

@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import steps, trio_steps
+from . import steps
+from .adapters import running_loop
 from .client import LifespanTransport
 from .holds import Hold, find_holds
 from .origins import LIFESPAN, TEST_CODE, current_origin
@@ -37,7 +38,7 @@ class LoopWatch:
         self._usage: ThreadUsage | None = None
         self._watchdog: Watchdog | None = None
         self._findings: Findings | None = None
-        self._detach_trio: Callable[[], None] | None = None
+        self._detach_loop: Callable[[], None] | None = None
 
     @property
     def started(self) -> bool:
@@ -48,8 +49,9 @@ class LoopWatch:
         self._usage = ThreadUsage(ident, threading.get_native_id())
         self._clock = StepClock(ident, self._usage, keep_over_s=self.settings.budget_s)
         steps.attach(self._clock, TEST_CODE)
-        if trio_steps.running():
-            self._detach_trio = trio_steps.attach(self._clock)
+        other_loop = running_loop()
+        if other_loop is not None:
+            self._detach_loop = other_loop.attach(self._clock)
         # The alarm's handler runs on the main thread: it can only sample a loop there.
         on_main_thread = threading.current_thread() is threading.main_thread()
         self._watchdog = Watchdog(
@@ -59,9 +61,9 @@ class LoopWatch:
 
     def stop(self) -> None:
         """Idempotent, and safe from any thread: also the last line of clean-up."""
-        if self._detach_trio is not None:
-            self._detach_trio()
-            self._detach_trio = None
+        if self._detach_loop is not None:
+            self._detach_loop()
+            self._detach_loop = None
         if self._clock is not None:
             steps.detach(self._clock)
         if self._watchdog is not None:
@@ -98,12 +100,18 @@ TestFunction = Callable[..., Awaitable[Any]]
 
 
 def runs_on_asyncio_event_loop() -> bool:
-    """The step clock times asyncio's own loop; trio and uvloop run callbacks elsewhere."""
+    """The step clock times asyncio's own loop; other loops run callbacks elsewhere."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return False
     return isinstance(loop, asyncio.BaseEventLoop)
+
+
+def watchable_loop() -> bool:
+    """Can the loop the current thread runs be timed: asyncio's own, or one an adapter
+    knows?"""
+    return runs_on_asyncio_event_loop() or running_loop() is not None
 
 
 def wrap_test(
@@ -117,7 +125,7 @@ def wrap_test(
         token = current_origin.set(TEST_CODE)
         # Watched from before the lifespan starts until after it shut down: a hold there
         # is the lifespan's (a note), never missed.
-        if watch is not None and (runs_on_asyncio_event_loop() or trio_steps.running()):
+        if watch is not None and watchable_loop():
             watch.start()
         try:
             for transport in transports:

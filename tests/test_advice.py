@@ -8,8 +8,8 @@ import pytest
 from conftest import Project, line_of
 
 THREAD_ADVICE = (
-    "  instead   run it in a worker thread: `await anyio.to_thread.run_sync(...)` "
-    "(or `run_in_threadpool`); it lets the GIL go, so the loop keeps serving"
+    "  instead   run it in a worker thread: `await run_in_threadpool(...)`; it lets the GIL "
+    "go, so the loop keeps serving"
 )
 
 

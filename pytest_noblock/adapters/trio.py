@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .steps import StepClock
+from ..steps import StepClock
 
 
 def running() -> bool:
@@ -38,7 +38,7 @@ def attach(clock: StepClock) -> Callable[[], None]:
     """Time every task step of the current trio run on `clock`; returns the undo."""
     import trio
 
-    from .origins import current_origin
+    from ..origins import current_origin
 
     class StepInstrument(trio.abc.Instrument):
         def before_task_step(self, task: Any) -> None:

@@ -1,0 +1,123 @@
+"""What the plugin knows of each client, framework and event loop: one module each.
+
+The core (step clock, watchdog, holds, stacks) knows no framework by name. A framework
+module says how a request served by it is named (handler, route), which of its frames start
+a phase worth naming, which of its work happens once per app, and how its users move a
+blocking call off the loop. A client module says which method it calls the app from, so
+the plugin can name each request as it starts. A loop module says how the step clock sees
+that loop's steps when it is not asyncio's own.
+
+Every module here switches on only once the user's code has imported what it adapts to: the
+plugin never imports a framework or client for the user. Adding a framework is adding a
+module here, its entry in `FRAMEWORKS` or `CLIENTS`, and its tests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Iterator, MutableMapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from ..patching import MethodPatch
+from ..stacks import FrameRule
+
+Scope = MutableMapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Framework:
+    """A web framework, as the reports name what it serves and advise its users."""
+
+    name: str
+    # The top-level packages whose classes make an app this framework's.
+    packages: frozenset[str]
+    # The function the router chose for a request, read from its scope once the app ran
+    # (None: not routed, or not known).
+    endpoint: Callable[[Scope], object]
+    # The path as the route declares it (`/users/{id}`), or None to keep the path.
+    route: Callable[[Scope], str | None]
+    # How a blocking call moves to a worker thread in this framework, `{call}` standing for
+    # what is called and its arguments: "`await run_in_threadpool({call})`".
+    thread_call: str
+    # The other way out the framework offers, if any: a plain `def` handler.
+    sync_handler: str | None = None
+    # (module, function, phase): frames that start a phase of serving a request.
+    phases: tuple[FrameRule, ...] = ()
+    # (module, function, what): frames beneath which the work is done once per app.
+    one_time_work: tuple[FrameRule, ...] = ()
+
+
+NO_FRAMEWORK = Framework(
+    name="ASGI",
+    packages=frozenset(),
+    endpoint=lambda scope: None,
+    route=lambda scope: None,
+    thread_call="`await anyio.to_thread.run_sync({call})`",
+)
+
+# A client's method the app is called from: (module, class, method, the wrapper's maker).
+ClientPatch = tuple[str, str, str, Callable[[MethodPatch], Callable[..., Any]]]
+
+
+def frameworks() -> tuple[Framework, ...]:
+    """Most specific first: a FastAPI app is a Starlette app too."""
+    from . import fastapi, starlette
+
+    return (fastapi.FRAMEWORK, starlette.FRAMEWORK)
+
+
+def client_patches() -> Iterator[ClientPatch]:
+    from . import httpx, httpx_ws
+
+    yield from httpx.PATCHES
+    yield from httpx_ws.PATCHES
+
+
+def sync_clients() -> tuple[ModuleType, ...]:
+    """Clients a sync test calls, serving the app on a portal's loop: each has
+    `install(patch, tracked)`, called when a watched sync test starts."""
+    from . import starlette_testclient
+
+    return (starlette_testclient,)
+
+
+def loops() -> tuple[ModuleType, ...]:
+    """Event loops other than asyncio's own (whose steps `steps` times): each has
+    `running()`, true inside such a loop, and `attach(clock)` returning the undo."""
+    from . import trio
+
+    return (trio,)
+
+
+def running_loop() -> ModuleType | None:
+    """The adapter of the loop the current thread runs, if it is not asyncio's own."""
+    return next((loop for loop in loops() if loop.running()), None)
+
+
+def framework_for(packages: Collection[str]) -> Framework:
+    """The framework of an app whose classes come from `packages`."""
+    for framework in frameworks():
+        if framework.packages & set(packages):
+            return framework
+    return NO_FRAMEWORK
+
+
+def all_phases() -> tuple[FrameRule, ...]:
+    return tuple(dict.fromkeys(rule for each in frameworks() for rule in each.phases))
+
+
+def all_one_time_work() -> tuple[FrameRule, ...]:
+    return tuple(dict.fromkeys(rule for each in frameworks() for rule in each.one_time_work))
+
+
+_THREAD_CALL = re.compile(r"\{to_thread(?::([^}]*))?\}")
+
+
+def advise(instead: str, framework: Framework) -> str:
+    """Advice written with `{to_thread}` / `{to_thread:requests.get, ...}`, in the
+    framework's own words."""
+    return _THREAD_CALL.sub(
+        lambda match: framework.thread_call.format(call=match.group(1) or "..."), instead
+    )
