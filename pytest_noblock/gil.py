@@ -185,8 +185,12 @@ class GilWatch:
         # Of this loop's busy workers, the one that ran most. On a loaded machine the one
         # keeping the GIL may itself wait for a CPU meanwhile: no share of the stretch is
         # asked of it, only that it ran more than the others.
-        culprit = mine[max(mine, key=lambda ident: used.get(ident, 0.0))]
+        ident = max(mine, key=lambda ident: used.get(ident, 0.0))
+        culprit = mine[ident]
         if not culprit.stack:
+            return
+        # A call that already ended is held to more: it ran most of the stretch itself.
+        if culprit.ended is not None and used.get(ident, 0.0) < late_s * RUNNING_SHARE:
             return
         seen = Observation()
         seen.samples.append(Sample(culprit.stack, late_s))

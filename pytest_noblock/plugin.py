@@ -20,7 +20,7 @@ from .client import (
     load_app,
 )
 from .client import make_client as _make_client
-from .session import REPORT_ATTRIBUTE, Gate, add_session_options
+from .session import REPORT_ATTRIBUTE, UNWATCHED_ATTRIBUTE, Gate, add_session_options
 from .settings import MARKER_HELP, add_options, default_settings, settings_for
 from .watchdog import prepare_cpu_alarm, release_cpu_alarm
 
@@ -145,6 +145,9 @@ def pytest_runtest_makereport(
         record = item.stash.get(runner.RECORD, None)
         if record is not None:
             setattr(report, REPORT_ATTRIBUTE, record)
+        unwatched = item.stash.get(runner.UNWATCHED, None)
+        if unwatched is not None:
+            setattr(report, UNWATCHED_ATTRIBUTE, unwatched)
     return report
 
 
@@ -171,8 +174,12 @@ _GREEN = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     gate = session.config.stash.get(runner.GATE, None)
-    if gate is not None and not gate.finish() and session.exitstatus in _GREEN:
-        # A CI job must not upload nothing and stay green: the summary says what failed.
+    if gate is None:
+        return
+    written = gate.finish()
+    if session.exitstatus in _GREEN and (not written or gate.watched_nothing() is not None):
+        # A CI job must not upload nothing, or watch nothing, and stay green: the summary
+        # says why it failed.
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

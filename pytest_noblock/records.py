@@ -110,6 +110,7 @@ def make_record(
     holds: Sequence[Record],
     notes: Sequence[str],
     steps: int,
+    requests: int,
     strict_findings: Sequence[Record] = (),
 ) -> Record:
     if strict_findings or any(hold["failing"] and not hold["baselined"] for hold in holds):
@@ -127,6 +128,7 @@ def make_record(
         "count_lifespan": settings.count_lifespan,
         "count_warmup": settings.count_warmup,
         "steps": steps,
+        "requests": requests,
         "holds": list(holds),
         "strict_findings": list(strict_findings),
         "notes": list(notes),

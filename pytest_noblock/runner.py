@@ -33,9 +33,17 @@ HEADLINE = pytest.StashKey[str]()
 NOTES = pytest.StashKey[list[str]]()
 GATE = pytest.StashKey[Gate]()
 RECORD = pytest.StashKey[dict[str, object]]()
+# Why a test asked to be watched was not (a loop the plugin cannot time, no loop at all).
+UNWATCHED = pytest.StashKey[str]()
+REQUESTS_BEFORE = pytest.StashKey[int]()
 ALLOW_USED = pytest.StashKey[set[str]]()
 LIFESPAN_SITES_TOLD = pytest.StashKey[set[tuple[str, int] | None]]()
 
+
+LOOP_NOT_WATCHED = (
+    "nothing was watched: the test body ran on an event loop the plugin cannot time "
+    "(asyncio's own, uvloop and trio are timed)"
+)
 
 STRICT_IN_SYNC_TEST = (
     "strict mode watches async tests only: strict=True does nothing in a sync test "
@@ -45,6 +53,7 @@ STRICT_IN_SYNC_TEST = (
 
 def run_sync_test(item: pytest.Function, settings: Settings) -> Generator[None, object, object]:
     """A sync test: the loops watched are the ones its TestClient starts in portal threads."""
+    item.stash[REQUESTS_BEFORE] = tracking.requests_named()
     with SyncWatch(settings) as sync_watch:
         try:
             outcome = yield
@@ -60,6 +69,8 @@ def run_sync_test(item: pytest.Function, settings: Settings) -> Generator[None, 
             add_note(item, note)
         if settings.strict:
             add_note(item, STRICT_IN_SYNC_TEST)
+        if not sync_watch.watched:
+            item.stash[UNWATCHED] = " ".join(sync_watch.notes())
     waits = threadpool.take()
     if sync_watch.watched:
         _fail_on_holds(item, sync_watch.findings(), None, waits)
@@ -80,6 +91,7 @@ def run_async_test(
         recorder = strict.Recorder((*settings.allow, *settings.ini_allow))
         item.obj = strict_patches.wrap_test(item.obj, recorder)
     if watch is not None:
+        item.stash[REQUESTS_BEFORE] = tracking.requests_named()
         # An unmarked test using noblock_client is here only for its lifespan: it pays
         # for no patch.
         steps.install()
@@ -95,13 +107,11 @@ def run_async_test(
     waits = _finish(item, watch, test)
     if watch is not None:
         if not watch.started:
-            # Under --noblock-all an unmarked test did not ask for a watch: no note for it.
+            # It ran a loop the plugin cannot time: counted in the summary either way, and
+            # told in a note when the test asked for a watch (not under --noblock-all).
+            item.stash[UNWATCHED] = LOOP_NOT_WATCHED
             if item.get_closest_marker(MARKER) is not None:
-                add_note(
-                    item,
-                    "nothing was watched: the test body did not run on asyncio's own event loop "
-                    "or trio (uvloop and others are not watched yet)",
-                )
+                add_note(item, LOOP_NOT_WATCHED)
         else:
             _fail_on_holds(item, watch.findings(), recorder, waits)
     return outcome
@@ -213,15 +223,24 @@ def _gate_records(
     holds += [hold_record(hold, rootdir, failing=False) for hold in findings.noted]
     notes = item.stash.get(NOTES, [])
     strict_records = [strict_record(finding, rootdir) for finding in known_calls]
+    before = item.stash.get(REQUESTS_BEFORE, None)
+    requests = tracking.requests_named() - before - 1 if before is not None else 0
     item.stash[RECORD] = make_record(
-        item.nodeid, settings, holds, notes, findings.steps, strict_records
+        item.nodeid, settings, holds, notes, findings.steps, requests, strict_records
     )
     return failing
 
 
 def forget_attempt(item: pytest.Item) -> None:
     """Drop what an earlier attempt of this test left for the report hooks."""
-    keys: tuple[pytest.StashKey[Any], ...] = (FAILURE_TEXT, HEADLINE, NOTES, RECORD)
+    keys: tuple[pytest.StashKey[Any], ...] = (
+        FAILURE_TEXT,
+        HEADLINE,
+        NOTES,
+        RECORD,
+        REQUESTS_BEFORE,
+        UNWATCHED,
+    )
     for key in keys:
         if key in item.stash:
             del item.stash[key]

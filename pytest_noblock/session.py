@@ -30,6 +30,8 @@ SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
 BASELINE_KIND = "pytest-noblock baseline"
 DEFAULT_DURATIONS = 10
 REPORT_ATTRIBUTE = "noblock_record"
+# On the report of a test that asked to be watched and was not: why.
+UNWATCHED_ATTRIBUTE = "noblock_unwatched"
 """The attribute of a call report that carries the test's record (serialised by xdist)."""
 
 
@@ -69,6 +71,20 @@ def add_session_options(parser: pytest.Parser) -> None:
         action="store_false",
         default=None,
         help="do not print GitHub Actions ::error annotations (printed when GITHUB_ACTIONS=true).",
+    )
+    group.addoption(
+        "--noblock-require-requests",
+        dest="noblock_require_requests",
+        action="store_true",
+        default=None,
+        help="fail the run when no watched test sent a request the plugin saw (a gate that "
+        "watched nothing must not pass).",
+    )
+    parser.addini(
+        "noblock_require_requests",
+        help="fail the run when no watched test sent a request the plugin saw.",
+        type="bool",
+        default=False,
     )
     parser.addini(
         "noblock_all",
@@ -229,6 +245,11 @@ class Gate:
         # One record per test, its last attempt's (pytest-rerunfailures reruns a failed test).
         self.records: dict[str, Record] = {}
         self.reruns: Counter[str] = Counter()
+        # Tests that asked to be watched and were not, and why.
+        self.unwatched: dict[str, str] = {}
+        self.require_requests = bool(config.getoption("noblock_require_requests")) or ini_flag(
+            config, "noblock_require_requests"
+        )
         self.wrote_baseline: int | None = None
         self.problems: list[str] = []
 
@@ -249,6 +270,9 @@ class Gate:
         rerun = report.outcome == "rerun"  # type: ignore[comparison-overlap]
         if rerun:
             self.reruns[report.nodeid] += 1
+        unwatched = getattr(report, UNWATCHED_ATTRIBUTE, None)
+        if isinstance(unwatched, str) and report.when == "call":
+            self.unwatched[report.nodeid] = unwatched
         record = getattr(report, REPORT_ATTRIBUTE, None)
         if isinstance(record, dict) and report.when == "call":
             outcome = "failed" if rerun else report.outcome
@@ -333,6 +357,9 @@ class Gate:
             "platform": sys.platform,
             "summary": self._counts(),
             "tests": self._tests(),
+            "unwatched": [
+                {"nodeid": nodeid, "why": why} for nodeid, why in sorted(self.unwatched.items())
+            ],
             "baseline_gone": self.gone() if self.baseline_path and not self.recording else [],
         }
 
@@ -340,6 +367,8 @@ class Gate:
         holds = [hold for _, hold in self._holds()]
         return {
             "watched": len(self.records),
+            "requests": sum(int(r.get("requests", 0)) for r in self.records.values()),
+            "unwatched": len(self.unwatched),
             "failed_on_holds": sum(r["verdict"] == "failed" for r in self.records.values()),
             "baselined": sum(r["verdict"] == "baselined" for r in self.records.values()),
             "holds": len(holds),
@@ -350,11 +379,29 @@ class Gate:
             "warm_up_noted": sum(_noted_warm_up(hold) for hold in holds),
         }
 
+    def watched_nothing(self) -> str | None:
+        """With `--noblock-require-requests`: why the run fails, when no request was watched."""
+        if self.is_worker or not self.require_requests or self._counts()["requests"]:
+            return None
+        unwatched = len(self.unwatched)
+        why = f" ({unwatched} tests ran unwatched: see their notes)" if unwatched else ""
+        return (
+            f"noblock: no request was watched in this run{why}; --noblock-require-requests fails it"
+        )
+
     def summary(self, terminal: pytest.TerminalReporter) -> None:
         if self.is_worker:
             return
         if self.records:
             self._write_durations(terminal)
+        elif self.unwatched:
+            terminal.write_sep("=", "noblock")
+            terminal.write_line(
+                f"0 tests watched, {len(self.unwatched)} ran unwatched (see their notes)"
+            )
+        nothing = self.watched_nothing()
+        if nothing is not None:
+            terminal.write_line(nothing)
         for problem in self.problems:
             terminal.write_line(problem)
         if self.annotations:
@@ -405,9 +452,12 @@ class Gate:
                 f"({len(holds) - len(shown)} shorter holds hidden; --noblock-durations=0 shows all)"
             )
         line = (
-            f"{counts['watched']} tests watched, {counts['failed_on_holds']} failed on holds, "
+            f"{counts['watched']} tests watched ({counts['requests']} requests), "
+            f"{counts['failed_on_holds']} failed on holds, "
             f"{counts['holds_in_test_code']} holds in test code (not blamed)"
         )
+        if counts["unwatched"]:
+            line += f", {counts['unwatched']} ran unwatched (see their notes)"
         if counts["baselined"]:
             line += f", {counts['baselined']} passed on the baseline"
         if counts["warm_up_noted"]:

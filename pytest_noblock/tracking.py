@@ -9,6 +9,7 @@ imported their module: the plugin never imports a library for the user.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -26,6 +27,16 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+# Counts the requests named: read at a test's start and end (each reading takes a number).
+_named = itertools.count()
+
+
+def requests_named() -> int:
+    """A reading to subtract from a later one: the requests named in between are
+    `later - earlier - 1`."""
+    return next(_named)
 
 
 class TrackedApp:
@@ -47,11 +58,13 @@ class TrackedApp:
         _set_origin: Callable[[Origin | None], Token[Origin | None]] = current_origin.set,
         _reset_origin: Callable[[Token[Origin | None]], None] = current_origin.reset,
         _sequence: Callable[[], int] = warmup.sequence,
+        _count: Callable[[], int] = _named.__next__,
     ) -> None:
         __tracebackhide__ = True  # tracebacks show the app, not the plugin
         # Runs for every request of a watched test: kept to a few local lookups.
         outer = _get_origin()
         request = Request(scope, self.app, _sequence())
+        _count()
         if outer is PAUSED:
             # Sent from inside noblock_paused(): the request stays unwatched too, but the
             # route has served it (a warm-up request, say).

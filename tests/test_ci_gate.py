@@ -208,7 +208,7 @@ def test_session_summary_lists_longest_holds(project: Project) -> None:
         [
             "*= noblock: longest holds =*",
             "*ms*test_app.py::test_slow*GET /slow  app.py:8 in slow",
-            "2 tests watched, 1 failed on holds, 0 holds in test code (not blamed)",
+            "2 tests watched (2 requests), 1 failed on holds, 0 holds in test code (not blamed)",
             "holds per call site:",
             "*1 x app.py:8 in slow",
         ]
@@ -481,7 +481,9 @@ def test_xdist_workers_report_to_one_summary_and_file(project: Project) -> None:
     path = project.pytester.path / "noblock.json"
     result = project.run("-n", "2", "--noblock-all", f"--noblock-report={path}")
     result.assert_outcomes(passed=1, failed=4)
-    result.stdout.fnmatch_lines(["5 tests watched, 4 failed on holds, *", "*4 x app.py:8 in slow"])
+    result.stdout.fnmatch_lines(
+        ["5 tests watched (*), 4 failed on holds, *", "*4 x app.py:8 in slow"]
+    )
     # The short summary gives the hold's headline, as without xdist.
     result.stdout.fnmatch_lines(["FAILED test_app.py::test_slow[[]*] - noblock: GET /slow*"])
     data = json.loads(path.read_text())
@@ -585,7 +587,7 @@ def test_a_test_code_hold_that_fails_is_counted_as_a_failure_not_a_note(
     result = project.run("--noblock-report=report.json")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["1 tests watched, 1 failed on holds, 0 holds in test code (not blamed)"]
+        ["1 tests watched (* requests), 1 failed on holds, 0 holds in test code (not blamed)"]
     )
     data = json.loads((project.pytester.path / "report.json").read_text())
     hold = data["tests"][0]["holds"][0]

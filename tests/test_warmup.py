@@ -105,7 +105,7 @@ def test_a_fresh_app_per_test_compiling_its_template_passes_with_a_note(project:
     # Once per route in the session summary, with what it cost; not among the holds.
     result.stdout.fnmatch_lines(
         [
-            "3 tests watched, 0 failed on holds, 0 holds in test code (not blamed), "
+            "3 tests watched (3 requests), 0 failed on holds, 0 holds in test code (not blamed), "
             "3 warm-up holds noted",
             "warm-up on a route's first request to a fresh app (noted, not failed; "
             "count_warmup=True counts it):",
