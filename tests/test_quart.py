@@ -7,6 +7,9 @@ words (`run_sync`, a plain `def` route), never FastAPI's.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 from conftest import Project, line_of
 
@@ -357,3 +360,48 @@ def test_nothing_stays_patched_after_the_test(project: Project) -> None:
     result = project.run()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["FAILED test_app.py::test_blocking - *GET /items/<int:id> held*"])
+
+
+def test_the_example_catches_the_hash_on_the_loop(pytester: pytest.Pytester) -> None:
+    """`pytest examples/quart`, from the project root as a user runs it."""
+    root = Path(__file__).resolve().parent.parent
+    app = root / "examples" / "quart" / "app.py"
+    line = line_of(app.read_text(), "hashlib.pbkdf2_hmac")
+    result = pytester.run(
+        sys.executable, "-m", "pytest", str(root / "examples" / "quart"), "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "noblock: POST /login held the event loop for * ms "
+            f"at examples/quart/app.py:{line} (budget 50 ms)",
+            "  handler   examples.quart.app:login",
+            "  instead   run it in a worker thread: `await run_sync(fn)(...)` (from quart)*",
+            "            or make the route a plain `def`: Quart runs those in a worker thread",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*POST /login-threaded held*")
+
+
+def test_starlette_testclient_in_a_sync_test_names_the_quart_route(project: Project) -> None:
+    project.app(APP)
+    project.tests(
+        """
+        import pytest
+        import quart.app
+        from starlette.testclient import TestClient
+        from app import app
+
+        ORIGINAL = quart.app.Quart.request_context
+
+        @pytest.mark.noblock
+        def test_sync():
+            assert TestClient(app).get("/items/3").status_code == 200
+
+        def test_after():
+            assert quart.app.Quart.request_context is ORIGINAL
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(SLOW_REPORT[:3])

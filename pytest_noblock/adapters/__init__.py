@@ -84,9 +84,9 @@ def client_patches() -> Iterator[ClientPatch]:
 def sync_clients() -> tuple[ModuleType, ...]:
     """Clients a sync test calls, serving the app on a portal's loop: each has
     `install(patch, tracked)`, called when a watched sync test starts."""
-    from . import starlette_testclient
+    from . import quart, starlette_testclient
 
-    return (starlette_testclient,)
+    return (starlette_testclient, quart)
 
 
 def loops() -> tuple[ModuleType, ...]:

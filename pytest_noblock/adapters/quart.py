@@ -6,8 +6,8 @@ object (`request.url_rule`; the view is `app.view_functions[rule.endpoint]`). Wh
 is watched, `Quart.request_context` and `websocket_context` (called once per request) keep
 that request object and its app beside the tracked request, keyed by the scope they share;
 the rule is read from it only when a report names the handler. So a Quart app is named
-through any tracked client: `noblock_client`, an `httpx.ASGITransport` of its own, or
-Quart's test client.
+through any tracked client: `noblock_client`, an `httpx.ASGITransport` of its own, Quart's
+test client, or Starlette's `TestClient` in a sync test.
 
 Quart's test client (`app.test_client()`) calls the app from `TestHTTPConnection` and
 `TestWebsocketConnection`, one object per request that starts the app's task when entered:
@@ -17,6 +17,7 @@ the app's lifespan (`before_serving`, `while_serving`): noted, never blamed on a
 
 from __future__ import annotations
 
+import sys
 import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
@@ -34,12 +35,17 @@ _served: dict[int, tuple[Scope, weakref.ref[Request], Any, Any]] = {}
 
 
 def _keeping_request(patch: MethodPatch) -> Callable[[Any, Any], Any]:
+    return _keeping_request_of(lambda: patch.original or patch.real)
+
+
+def _keeping_request_of(
+    real: Callable[[], Callable[[Any, Any], Any]],
+) -> Callable[[Any, Any], Any]:
     """`request_context` / `websocket_context`: keeps the request object for the report."""
 
     def context_keeping_request(app: Any, request: Any) -> Any:
         __tracebackhide__ = True
-        real: Callable[[Any, Any], Any] = patch.original or patch.real
-        context = real(app, request)
+        context = real()(app, request)
         origin = current_origin.get()
         scope = getattr(request, "scope", None)
         if isinstance(origin, Request) and origin.scope is scope:
@@ -88,6 +94,22 @@ def route(scope: Scope) -> str | None:
     root: str = scope.get("root_path", "")
     path: str = scope.get("path", "/")
     return root + template if root and path.startswith(root) else template
+
+
+def install(patch: Callable[[object, str, object], None], tracked: object) -> None:
+    """For one watched sync test (a Quart app served through Starlette's `TestClient`, whose
+    own adapter tracks the requests): the app's routing is kept for the report too."""
+    quart = getattr(sys.modules.get("quart.app"), "Quart", None)
+    if not isinstance(quart, type):
+        return
+    for name in ("request_context", "websocket_context"):
+        original: Callable[[Any, Any], Any] | None = vars(quart).get(name)
+        if callable(original):
+            patch(quart, name, _keeping_request_of(_always(original)))
+
+
+def _always(real: Callable[[Any, Any], Any]) -> Callable[[], Callable[[Any, Any], Any]]:
+    return lambda: real
 
 
 def _tracked_connection_enter(
