@@ -337,6 +337,7 @@ def test_nothing_stays_patched_after_the_test(project: Project) -> None:
         ORIGINALS = {
             (quart.app.Quart, "request_context"): quart.app.Quart.request_context,
             (quart.app.Quart, "websocket_context"): quart.app.Quart.websocket_context,
+            (quart.app.Quart, "sync_to_async"): quart.app.Quart.sync_to_async,
             (connections.TestHTTPConnection, "__aenter__"):
                 connections.TestHTTPConnection.__aenter__,
             (connections.TestWebsocketConnection, "__aenter__"):
@@ -392,16 +393,63 @@ def test_starlette_testclient_in_a_sync_test_names_the_quart_route(project: Proj
         from starlette.testclient import TestClient
         from app import app
 
-        ORIGINAL = quart.app.Quart.request_context
+        ORIGINALS = (quart.app.Quart.request_context, quart.app.Quart.sync_to_async)
 
         @pytest.mark.noblock
         def test_sync():
             assert TestClient(app).get("/items/3").status_code == 200
 
         def test_after():
-            assert quart.app.Quart.request_context is ORIGINAL
+            assert (quart.app.Quart.request_context, quart.app.Quart.sync_to_async) == ORIGINALS
         """
     )
     result = project.run()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(SLOW_REPORT[:3])
+
+
+def test_a_def_route_keeping_the_gil_is_caught_and_a_sleeping_one_is_not(
+    project: Project,
+) -> None:
+    source = """
+        import json
+        import time
+        from quart import Quart
+
+        app = Quart(__name__)
+        BIG = [{"id": n, "name": "x" * 20, "tags": list(range(10))} for n in range(150_000)]
+
+        @app.get("/export")
+        def export():
+            return json.dumps(BIG)
+
+        @app.get("/nap")
+        def nap(**_):
+            time.sleep(0.2)
+            return {}
+        """
+    project.app(source)
+    project.tests(
+        """
+        import pytest
+        from app import app
+
+        @pytest.mark.noblock
+        async def test_export():
+            assert (await app.test_client().get("/export")).status_code == 200
+
+        @pytest.mark.noblock
+        async def test_nap():
+            assert (await app.test_client().get("/nap")).status_code == 200
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(passed=1, failed=1)
+    line = line_of(source, "json.dumps(BIG)")
+    result.stdout.fnmatch_lines(
+        [
+            f"noblock: GET /export held the event loop for * ms at app.py:{line} (budget 50 ms)",
+            "  handler   app:export  (in a worker thread, keeping the GIL)",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*GET /nap held*")

@@ -13,15 +13,20 @@ Quart's test client (`app.test_client()`) calls the app from `TestHTTPConnection
 `TestWebsocketConnection`, one object per request that starts the app's task when entered:
 that object's app is the tracked one just while it starts the task. `app.test_app()` runs
 the app's lifespan (`before_serving`, `while_serving`): noted, never blamed on a request.
+
+A `def` route (or hook) runs in a worker thread through `Quart.sync_to_async`: the call is
+registered as its request's work there, so one that keeps the GIL is caught (see `gil`).
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
+from ..gil import for_worker
 from ..origins import LIFESPAN, Request, current_origin
 from ..patching import MethodPatch
 from ..tracking import TrackedApp
@@ -54,6 +59,24 @@ def _keeping_request_of(
         return context
 
     return context_keeping_request
+
+
+def _watching_workers(patch: MethodPatch) -> Callable[[Any, Any], Any]:
+    return _watching_workers_of(lambda: patch.original or patch.real)
+
+
+def _watching_workers_of(
+    real: Callable[[], Callable[[Any, Any], Any]],
+) -> Callable[[Any, Any], Any]:
+    """`Quart.sync_to_async`, which runs a `def` route (or hook) in a worker thread: the
+    call is the request's work there, so a worker keeping the GIL is caught (see `gil`)."""
+
+    def sync_to_async_watched(app: Any, func: Callable[..., Any]) -> Any:
+        __tracebackhide__ = True
+        worker = functools.update_wrapper(for_worker(func, current_origin.get()), func)
+        return real()(app, worker)
+
+    return sync_to_async_watched
 
 
 def _forget(key: int) -> Callable[[weakref.ref[Request]], None]:
@@ -102,10 +125,14 @@ def install(patch: Callable[[object, str, object], None], tracked: object) -> No
     quart = getattr(sys.modules.get("quart.app"), "Quart", None)
     if not isinstance(quart, type):
         return
-    for name in ("request_context", "websocket_context"):
+    for name, wrapper_of in (
+        ("request_context", _keeping_request_of),
+        ("websocket_context", _keeping_request_of),
+        ("sync_to_async", _watching_workers_of),
+    ):
         original: Callable[[Any, Any], Any] | None = vars(quart).get(name)
         if callable(original):
-            patch(quart, name, _keeping_request_of(_always(original)))
+            patch(quart, name, wrapper_of(_always(original)))
 
 
 def _always(real: Callable[[Any, Any], Any]) -> Callable[[], Callable[[Any, Any], Any]]:
@@ -151,6 +178,7 @@ def _lifespan_origin(patch: MethodPatch) -> Callable[[Any], Coroutine[Any, Any, 
 PATCHES: tuple[ClientPatch, ...] = (
     ("quart.app", "Quart", "request_context", _keeping_request),
     ("quart.app", "Quart", "websocket_context", _keeping_request),
+    ("quart.app", "Quart", "sync_to_async", _watching_workers),
     ("quart.testing.connections", "TestHTTPConnection", "__aenter__", _tracked_connection_enter),
     (
         "quart.testing.connections",
