@@ -62,7 +62,9 @@ NO_FRAMEWORK = Framework(
     thread_call="`await anyio.to_thread.run_sync({call})`",
 )
 
-# A client's method the app is called from: (module, class, method, the wrapper's maker).
+# A method patched while a watched test body runs: (module, class, method, the wrapper's
+# maker). A client's method the app is called from, or a framework's that tells what a
+# request is routed to (Quart's request context).
 ClientPatch = tuple[str, str, str, Callable[[MethodPatch], Callable[..., Any]]]
 
 
