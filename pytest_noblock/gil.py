@@ -59,14 +59,14 @@ def for_worker(func: Callable[..., Any], origin: Origin | None) -> Callable[...,
     """`func`, registered as the request's work while it runs in a worker thread."""
     loop_thread = threading.get_ident()
 
-    def run_for_request(*args: Any) -> Any:
+    def run_for_request(*args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
         ident = threading.get_ident()
         began = time.thread_time()
         busy_workers[ident] = (loop_thread, origin, began)
         callframes.expect(func, origin.endpoint if isinstance(origin, Request) else None)
         try:
-            return func(*args)
+            return func(*args, **kwargs)
         finally:
             frame = callframes.take()
             ended = time.thread_time()

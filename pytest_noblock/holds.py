@@ -11,7 +11,7 @@ from .hints import KEPT_THE_GIL, Hint, hint_for, is_generic
 from .origins import Origin, Request
 from .phases import find_phase
 from .sites import Site, choose
-from .stacks import CallSite, FrameRecord, Stack, library_modules, locate_call
+from .stacks import CallSite, FrameRecord, Stack, first_match, library_modules, locate_call
 from .steps import Segment
 
 # A hold whose thread spent at least this share of it on a CPU was computing, not waiting.
@@ -112,6 +112,7 @@ def _analyse(segment: Segment, budget_s: float) -> Hold:
             and site.in_spawned_task
             and isinstance(origin, Request)
             and not segment.in_worker_thread
+            and first_match(site.stack, origin.framework.request_tasks) is None
         ),
         in_worker_thread=segment.in_worker_thread,
         waiting_for_workers_s=segment.waiting_for_workers_s,

@@ -46,7 +46,9 @@ class Paused(Origin):
 class Request(Origin):
     """One request to the app, and the handler the app routed it to."""
 
-    __slots__ = ("_framework", "app", "first_on_route", "scope", "started")
+    # Weakly referable: an adapter may keep what it learns of the request beside it, for as
+    # long as the request lives (see `adapters.quart`).
+    __slots__ = ("__weakref__", "_framework", "app", "first_on_route", "scope", "started")
     blamed = True
 
     def __init__(
@@ -63,7 +65,9 @@ class Request(Origin):
         self._framework: Framework | None = None
 
     def describe(self) -> str:
-        method = self.scope.get("method") or self.scope.get("type", "?").upper()
+        kind = self.scope.get("type", "?")
+        # A WebSocket scope has no method in ASGI; Quart's test client still writes "GET".
+        method = (kind != "websocket" and self.scope.get("method")) or kind.upper()
         route = self.framework.route(self.scope) or self.scope.get("path", "/")
         return f"{method} {route}"
 

@@ -101,10 +101,12 @@ def finished(request: Request) -> None:
             return  # an app that cannot be referenced weakly is never said to warm up
         entry = _served[key] = (reference, {})
     scope = request.scope
+    # Starlette's router writes its route into the scope; other frameworks' adapters name
+    # the endpoint.
     route = (
         scope.get("type"),
         scope.get("method"),
-        id(scope.get("route") or scope.get("endpoint")),
+        id(scope.get("route") or scope.get("endpoint") or request.endpoint),
     )
     first_finished = entry[1].setdefault(route, sequence())
     request.first_on_route = request.started < first_finished

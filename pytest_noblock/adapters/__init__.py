@@ -39,7 +39,8 @@ class Framework:
     # The path as the route declares it (`/users/{id}`), or None to keep the path.
     route: Callable[[Scope], str | None]
     # How a blocking call moves to a worker thread in this framework, `{call}` standing for
-    # what is called and its arguments: "`await run_in_threadpool({call})`".
+    # what is called and its arguments: "`await run_in_threadpool({call})`"; or `{function}`
+    # and `{arguments}` apart, for a framework that takes them in two calls.
     thread_call: str
     # The other way out the framework offers, if any: a plain `def` handler.
     sync_handler: str | None = None
@@ -47,6 +48,10 @@ class Framework:
     phases: tuple[FrameRule, ...] = ()
     # (module, function, what): frames beneath which the work is done once per app.
     one_time_work: tuple[FrameRule, ...] = ()
+    # (module, function, what): coroutines the framework itself runs a request in, as
+    # tasks of their own (Quart's handler task): a hold beneath one is the request's, not
+    # in a task the request started.
+    request_tasks: tuple[FrameRule, ...] = ()
 
 
 NO_FRAMEWORK = Framework(
@@ -57,30 +62,33 @@ NO_FRAMEWORK = Framework(
     thread_call="`await anyio.to_thread.run_sync({call})`",
 )
 
-# A client's method the app is called from: (module, class, method, the wrapper's maker).
+# A method patched while a watched test body runs: (module, class, method, the wrapper's
+# maker). A client's method the app is called from, or a framework's that tells what a
+# request is routed to (Quart's request context).
 ClientPatch = tuple[str, str, str, Callable[[MethodPatch], Callable[..., Any]]]
 
 
 def frameworks() -> tuple[Framework, ...]:
     """Most specific first: a FastAPI app is a Starlette app too."""
-    from . import fastapi, starlette
+    from . import fastapi, quart, starlette
 
-    return (fastapi.FRAMEWORK, starlette.FRAMEWORK)
+    return (fastapi.FRAMEWORK, starlette.FRAMEWORK, quart.FRAMEWORK)
 
 
 def client_patches() -> Iterator[ClientPatch]:
-    from . import httpx, httpx_ws
+    from . import httpx, httpx_ws, quart
 
     yield from httpx.PATCHES
     yield from httpx_ws.PATCHES
+    yield from quart.PATCHES
 
 
 def sync_clients() -> tuple[ModuleType, ...]:
     """Clients a sync test calls, serving the app on a portal's loop: each has
     `install(patch, tracked)`, called when a watched sync test starts."""
-    from . import starlette_testclient
+    from . import quart, starlette_testclient
 
-    return (starlette_testclient,)
+    return (starlette_testclient, quart)
 
 
 def loops() -> tuple[ModuleType, ...]:
@@ -118,6 +126,9 @@ _THREAD_CALL = re.compile(r"\{to_thread(?::([^}]*))?\}")
 def advise(instead: str, framework: Framework) -> str:
     """Advice written with `{to_thread}` / `{to_thread:requests.get, ...}`, in the
     framework's own words."""
-    return _THREAD_CALL.sub(
-        lambda match: framework.thread_call.format(call=match.group(1) or "..."), instead
-    )
+    return _THREAD_CALL.sub(lambda match: _thread_call(framework, match.group(1)), instead)
+
+
+def _thread_call(framework: Framework, call: str | None) -> str:
+    function, _, arguments = (call or "fn, ...").partition(", ")
+    return framework.thread_call.format(call=call or "...", function=function, arguments=arguments)
