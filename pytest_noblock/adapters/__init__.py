@@ -39,7 +39,8 @@ class Framework:
     # The path as the route declares it (`/users/{id}`), or None to keep the path.
     route: Callable[[Scope], str | None]
     # How a blocking call moves to a worker thread in this framework, `{call}` standing for
-    # what is called and its arguments: "`await run_in_threadpool({call})`".
+    # what is called and its arguments: "`await run_in_threadpool({call})`"; or `{func}`
+    # and `{args}` apart, for a wrapper called with them: "`await sync_to_async({func})({args})`".
     thread_call: str
     # The other way out the framework offers, if any: a plain `def` handler.
     sync_handler: str | None = None
@@ -47,6 +48,9 @@ class Framework:
     phases: tuple[FrameRule, ...] = ()
     # (module, function, what): frames beneath which the work is done once per app.
     one_time_work: tuple[FrameRule, ...] = ()
+    # (module, function, what): the coroutines the framework itself runs each request in,
+    # as a task of its own; loop time in them is the request's, not a task it started.
+    request_tasks: tuple[FrameRule, ...] = ()
 
 
 NO_FRAMEWORK = Framework(
@@ -63,24 +67,26 @@ ClientPatch = tuple[str, str, str, Callable[[MethodPatch], Callable[..., Any]]]
 
 def frameworks() -> tuple[Framework, ...]:
     """Most specific first: a FastAPI app is a Starlette app too."""
-    from . import fastapi, starlette
+    from . import django, fastapi, starlette
 
-    return (fastapi.FRAMEWORK, starlette.FRAMEWORK)
+    return (fastapi.FRAMEWORK, starlette.FRAMEWORK, django.FRAMEWORK)
 
 
 def client_patches() -> Iterator[ClientPatch]:
-    from . import httpx, httpx_ws
+    from . import django, httpx, httpx_ws
 
     yield from httpx.PATCHES
     yield from httpx_ws.PATCHES
+    yield from django.PATCHES
 
 
 def sync_clients() -> tuple[ModuleType, ...]:
     """Clients a sync test calls, serving the app on a portal's loop: each has
-    `install(patch, tracked)`, called when a watched sync test starts."""
-    from . import starlette_testclient
+    `install(patch, tracked)`, called when a watched sync test starts, and may have
+    `unwatched()`: why its requests in the test could not be watched, if they could not."""
+    from . import django, starlette_testclient
 
-    return (starlette_testclient,)
+    return (starlette_testclient, django)
 
 
 def loops() -> tuple[ModuleType, ...]:
@@ -118,6 +124,9 @@ _THREAD_CALL = re.compile(r"\{to_thread(?::([^}]*))?\}")
 def advise(instead: str, framework: Framework) -> str:
     """Advice written with `{to_thread}` / `{to_thread:requests.get, ...}`, in the
     framework's own words."""
-    return _THREAD_CALL.sub(
-        lambda match: framework.thread_call.format(call=match.group(1) or "..."), instead
-    )
+    return _THREAD_CALL.sub(lambda match: _thread_call(framework, match.group(1) or "..."), instead)
+
+
+def _thread_call(framework: Framework, call: str) -> str:
+    func, _, args = call.partition(", ")
+    return framework.thread_call.format(call=call, func=func, args=args or "...")
