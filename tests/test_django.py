@@ -6,8 +6,13 @@ its URL resolver keeps the URL conf module it first imported.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
-from conftest import Project
+from conftest import Project, line_of
 
 pytest.importorskip("django", reason="Django is in the test extra: pip install -e .[test]")
 
@@ -250,6 +255,30 @@ def test_asgi_app_through_noblock_client(project: Project) -> None:
     result.stdout.no_fnmatch_line("*in a task the request started*")
 
 
+def test_asgi_app_through_starlettes_testclient(project: Project) -> None:
+    result = run(
+        project,
+        """
+        import pytest
+        from starlette.testclient import TestClient
+        from app import app
+
+        @pytest.mark.noblock
+        def test_item():
+            # Django's ASGI handler serves no lifespan: no `with` block.
+            assert TestClient(app).get("/items/5/").json() == {"pk": 5}
+        """,
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "noblock: GET /items/<int:pk>/ held the event loop for * ms "
+            f"at app.py:{sleep_line('item')} (budget 50 ms)",
+            "  handler   app:item",
+        ]
+    )
+
+
 def test_clean_views_pass_50_back_to_back_and_50_concurrent(project: Project) -> None:
     result = run(
         project,
@@ -408,3 +437,35 @@ def test_a_project_without_django_never_imports_it(project: Project) -> None:
     )
     result = project.run_subprocess(timeout=120)
     result.assert_outcomes(passed=2)
+
+
+def test_the_django_example_runs_on_its_own() -> None:
+    """`pytest examples/django/` as examples/README.md tells users (not in the demo's count)."""
+    root = Path(__file__).resolve().parent.parent
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    env["COLUMNS"] = "200"
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "examples/django/", "-p", "no:cacheprovider"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    result = pytest.RunResult(completed.returncode, completed.stdout.splitlines(), [], 0)
+    result.assert_outcomes(failed=2, passed=1)
+    line = line_of((root / "examples" / "django" / "app.py").read_text(), "pbkdf2_hmac")
+    for test in ("test_signed_invoice", "test_signed_invoice_asgi"):
+        result.stdout.fnmatch_lines(
+            [f"FAILED examples/django/test_django.py::{test} - noblock: GET /invoices/*"]
+        )
+    result.stdout.fnmatch_lines(
+        [
+            "noblock: GET /invoices/<int:pk>/signed/ held the event loop for * ms "
+            f"at examples/django/app.py:{line} (budget 50 ms)",
+            "  handler   examples.django.app:signed_invoice",
+            f"  call      examples/django/app.py:{line} in sign",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*signed_invoice_in_thread*held*")
