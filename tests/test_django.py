@@ -163,6 +163,43 @@ def test_route_template_and_class_based_view(project: Project) -> None:
     )
 
 
+def test_a_url_conf_the_test_overrides_names_the_view(project: Project) -> None:
+    project.pytester.makepyfile(
+        test_urls="""
+        import time
+        from django.http import JsonResponse
+        from django.urls import path
+
+        async def archived(request, slug):
+            time.sleep(0.2)
+            return JsonResponse({})
+
+        urlpatterns = [path("archive/<slug:slug>/", archived)]
+        """
+    )
+    result = run(
+        project,
+        """
+        import pytest
+        from django.test import AsyncClient, override_settings
+
+        @pytest.mark.noblock
+        @override_settings(ROOT_URLCONF="test_urls")
+        async def test_archived():
+            assert (await AsyncClient().get("/archive/2026/")).status_code == 200
+        """,
+    )
+    result.assert_outcomes(failed=1)
+    # The override has ended when the report is written: the match is Django's own.
+    result.stdout.fnmatch_lines(
+        [
+            "noblock: GET /archive/<slug:slug>/ held the event loop for * ms at test_urls.py:6 "
+            "(budget 50 ms)",
+            "  handler   test_urls:archived",
+        ]
+    )
+
+
 def test_advice_in_djangos_words(project: Project, slow_http: str) -> None:
     app = f"""
 import hashlib

@@ -30,9 +30,19 @@ from ..patching import MethodPatch
 from ..tracking import ASGIApp, serving
 from . import ClientPatch, Framework, Scope
 
+# The matches Django made for `AsyncClient`'s latest requests, by id(scope): (the scope,
+# so the id stays its own, and the match). Found again from the path, a request could meet
+# another URL conf: `override_settings(ROOT_URLCONF=...)` around a test ends before the
+# report is written, and a middleware may set `request.urlconf`.
+_matches: dict[int, tuple[Scope, Any]] = {}
+_KEPT_MATCHES = 1000
+
 
 def _match(scope: Scope) -> Any:
     """The URL resolver's match for the request's path, or None."""
+    kept = _matches.get(id(scope))
+    if kept is not None and kept[0] is scope:
+        return kept[1]
     urls = sys.modules.get("django.urls")
     path = scope.get("path")
     if urls is None or not isinstance(path, str):
@@ -94,10 +104,21 @@ FRAMEWORK = Framework(
 def _tracking_call(patch: MethodPatch) -> Callable[[Any, Scope], Coroutine[Any, Any, Any]]:
     """`AsyncClientHandler.__call__`: one request, from its scope to Django's response."""
 
-    def tracked_call(handler: Any, scope: Scope) -> Coroutine[Any, Any, Any]:
+    async def call_keeping_the_match(handler: Any, scope: Scope) -> Any:
         __tracebackhide__ = True
         call: Callable[[Any, Scope], Coroutine[Any, Any, Any]] = patch.original or patch.real
-        return serving(Request(scope, handler, warmup.sequence()), call, handler, scope)
+        response = await call(handler, scope)
+        match = getattr(getattr(response, "asgi_request", None), "resolver_match", None)
+        if match is not None:
+            _matches[id(scope)] = (scope, match)
+            if len(_matches) > _KEPT_MATCHES:
+                del _matches[next(iter(_matches))]
+        return response
+
+    def tracked_call(handler: Any, scope: Scope) -> Coroutine[Any, Any, Any]:
+        __tracebackhide__ = True
+        request = Request(scope, handler, warmup.sequence())
+        return serving(request, call_keeping_the_match, handler, scope)
 
     return tracked_call
 
