@@ -89,8 +89,8 @@ FRAMEWORK = Framework(
     route=route,
     thread_call="`await sync_to_async({func})({args})` (asgiref)",
     sync_handler="or make the view a plain `def`: Django runs those in a thread for you",
-    # Django's ASGI handler (5.0 on) serves each request in a task beside the one that
-    # listens for the client going away.
+    # Django's ASGI handler, 5.0 to 5.2, serves each request in a task beside the one that
+    # listens for the client going away (6.0 serves it in the request's own task).
     request_tasks=(
         (
             "django.core.handlers.asgi",
