@@ -1,9 +1,10 @@
 """Django: async views, served by its test client's `AsyncClient` or its ASGI handler.
 
-Django's URL resolver writes nothing into the request's scope: the view and its route are
-found again from the path, and only when a report needs them, as Django's own test client
-finds `response.resolver_match`. The view is named as Django names it (a class-based view
-by its class), the route by its URL pattern (`/users/<int:pk>/`).
+The view is named as Django names it (a class-based view by its class), the route by its
+URL pattern (`/users/<int:pk>/`), both read only when a report needs them. Django's URL
+resolver writes nothing into the request's scope: for `AsyncClient`'s requests the match
+Django made is kept by the scope's id; a request to the ASGI handler is resolved again
+from its path, as Django's own test client finds `response.resolver_match`.
 
 `AsyncClient` does not call an ASGI app: it hands a scope to its `AsyncClientHandler`,
 which builds the request and awaits the view on the test's own loop. That handler's
