@@ -37,9 +37,10 @@ class TrackedApp:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         __tracebackhide__ = True  # tracebacks show the app, not the plugin
-        await serving(Request(scope, self.app, warmup.sequence()), self.app, scope, receive, send)
+        # A plain method handing back the coroutine: no extra coroutine layer per request.
+        return serving(Request(scope, self.app, warmup.sequence()), self.app, scope, receive, send)
 
 
 async def serving(
