@@ -367,8 +367,6 @@ def test_strict_mode_names_a_fast_blocking_call(project: Project) -> None:
     result.stdout.fnmatch_lines(
         [
             f"noblock strict: GET /tiny/ called time.sleep on the event loop at app.py:{line}",
-            "*",
-            "*",
             "  request   GET /tiny/",
             "  handler   app:tiny",
             f"  call      app.py:{line} in tiny",
