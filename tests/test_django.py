@@ -386,18 +386,27 @@ def test_sync_client_says_its_requests_were_not_watched(project: Project) -> Non
             client = Client()
             assert client.get("/slow/").status_code == 200
             assert client.get("/fast/").status_code == 200
+            assert client.get("/report/").status_code == 200
+            assert client.get("/plain/").status_code == 200
+
+        @pytest.mark.noblock
+        def test_sync_view_only():
+            assert Client().get("/plain/").status_code == 200
         """,
     )
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
+    # A plain `def` view runs no loop: only the async ones (a class-based one too) count.
     result.stdout.fnmatch_lines(
         [
             "*= noblock notes =*",
-            "test_app.py::test_sync_client: 2 request(s) through Django's sync `Client` were "
-            "not watched: Django runs an async view for it through `async_to_sync`, on a new "
+            "test_app.py::test_sync_client: 3 request(s) to async views through Django's sync "
+            "`Client` were not watched: Django runs each through `async_to_sync`, on a new "
             "event loop in another thread; use `AsyncClient` in an async test to watch them",
+            "test_app.py::test_sync_view_only: nothing was watched: no event loop ran in this "
+            "sync test*",
         ]
     )
-    result.stdout.no_fnmatch_line("*nothing was watched*")
+    result.stdout.no_fnmatch_line("*test_sync_client: nothing was watched*")
 
 
 def test_nothing_left_patched_after_the_test(project: Project) -> None:

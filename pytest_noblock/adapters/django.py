@@ -20,6 +20,7 @@ test that makes them is told so.
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 import sys
 from collections.abc import Callable, Coroutine
@@ -129,15 +130,15 @@ PATCHES: tuple[ClientPatch, ...] = (
 )
 
 
-# The sync `Client`'s requests in the current watched sync test.
+# The sync `Client`'s requests to async views in the current watched sync test.
 _sync_requests = 0
 
 Patch = Callable[[object, str, object], None]
 
 
 def install(patch: Patch, tracked: Callable[[ASGIApp], ASGIApp]) -> None:
-    """For one watched sync test: count the sync `Client`'s requests, to say they were
-    not watched. Only when the test's code has imported the client."""
+    """For one watched sync test: count the sync `Client`'s requests to async views, to
+    say they were not watched. Only when the test's code has imported the client."""
     global _sync_requests
     _sync_requests = 0
     handler = getattr(sys.modules.get("django.test.client"), "ClientHandler", None)
@@ -149,18 +150,31 @@ def _counting_call(original: Callable[..., Any]) -> Callable[..., Any]:
     def counted_call(handler: Any, environ: Any) -> Any:
         __tracebackhide__ = True
         global _sync_requests
-        _sync_requests += 1
-        return original(handler, environ)
+        response = original(handler, environ)
+        # A sync view runs no loop: there was nothing to watch.
+        match = getattr(getattr(response, "wsgi_request", None), "resolver_match", None)
+        if match is not None and _is_async(match.func):
+            _sync_requests += 1
+        return response
 
     return counted_call
 
 
+def _is_async(view: object) -> bool:
+    """Does Django run `view` as an async view? (asgiref's test, which Django uses, also
+    knows the functions marked as coroutine functions: an async class-based view's.)"""
+    sync = sys.modules.get("asgiref.sync")
+    test = getattr(sync, "iscoroutinefunction", inspect.iscoroutinefunction)
+    return bool(test(view))
+
+
 def unwatched() -> str | None:
-    """Why the sync `Client`'s requests in this test were not watched, if it made any."""
+    """Why the sync `Client`'s requests in this test were not watched, if it made any to
+    async views."""
     if not _sync_requests:
         return None
     return (
-        f"{_sync_requests} request(s) through Django's sync `Client` were not watched: "
-        "Django runs an async view for it through `async_to_sync`, on a new event loop in "
-        "another thread; use `AsyncClient` in an async test to watch them"
+        f"{_sync_requests} request(s) to async views through Django's sync `Client` were not "
+        "watched: Django runs each through `async_to_sync`, on a new event loop in another "
+        "thread; use `AsyncClient` in an async test to watch them"
     )
