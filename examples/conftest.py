@@ -93,3 +93,8 @@ def noblock_app(slow_upstream: str) -> FastAPI:
     from examples.app import app
 
     return app
+
+
+# Examples of other frameworks run on their own (`pytest examples/django/`): the demo's
+# count is the FastAPI, TestClient and trio examples'.
+collect_ignore = ["django"]

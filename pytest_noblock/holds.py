@@ -11,7 +11,15 @@ from .hints import KEPT_THE_GIL, Hint, hint_for, is_generic
 from .origins import Origin, Request
 from .phases import find_phase
 from .sites import Site, choose
-from .stacks import CallSite, FrameRecord, Stack, first_match, library_modules, locate_call
+from .stacks import (
+    CallSite,
+    FrameRecord,
+    FrameRule,
+    Stack,
+    first_match,
+    library_modules,
+    locate_call,
+)
 from .steps import Segment
 
 # A hold whose thread spent at least this share of it on a CPU was computing, not waiting.
@@ -112,7 +120,7 @@ def _analyse(segment: Segment, budget_s: float) -> Hold:
             and site.in_spawned_task
             and isinstance(origin, Request)
             and not segment.in_worker_thread
-            and first_match(site.stack, origin.framework.request_tasks) is None
+            and not _framework_task(site.stack, origin.framework.request_tasks)
         ),
         in_worker_thread=segment.in_worker_thread,
         waiting_for_workers_s=segment.waiting_for_workers_s,
@@ -120,6 +128,13 @@ def _analyse(segment: Segment, budget_s: float) -> Hold:
         warm_up=warm_up,
         young_collecting_s=segment.young_collecting_s,
     )
+
+
+def _framework_task(stack: Stack, request_tasks: Sequence[FrameRule]) -> bool:
+    """Is the task `stack` runs in one the framework runs the request in?"""
+    # The task's coroutine is the first frame below the loop's own.
+    task = next((frame for frame in stack if not (frame.module or "").startswith("asyncio.")), None)
+    return task is not None and first_match((task,), request_tasks) is not None
 
 
 def _hint(site: Site, callee: str | None, cpu_bound: bool) -> Hint:

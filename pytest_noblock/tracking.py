@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import Token
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx  # noqa: F401 - the plugin's own client: its transport is patched from import on
 
@@ -27,6 +27,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+T = TypeVar("T")
 
 
 # Counts the requests named: read at a test's start and end (each reading takes a number).
@@ -47,46 +48,51 @@ class TrackedApp:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        _clocks: dict[int, steps.StepClock] = steps.clocks,
-        _get_ident: Callable[[], int] = threading.get_ident,
-        _get_origin: Callable[[], Origin | None] = current_origin.get,
-        _set_origin: Callable[[Origin | None], Token[Origin | None]] = current_origin.set,
-        _reset_origin: Callable[[Token[Origin | None]], None] = current_origin.reset,
-        _sequence: Callable[[], int] = warmup.sequence,
-        _count: Callable[[], int] = _named.__next__,
-    ) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         __tracebackhide__ = True  # tracebacks show the app, not the plugin
-        # Runs for every request of a watched test: kept to a few local lookups.
-        outer = _get_origin()
-        request = Request(scope, self.app, _sequence())
-        _count()
-        if outer is PAUSED:
-            # Sent from inside noblock_paused(): the request stays unwatched too, but the
-            # route has served it (a warm-up request, say).
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                warmup.finished(request)
-            return
-        token = _set_origin(request)
-        ident = _get_ident()
+        # A plain method handing back the coroutine: no extra coroutine layer per request.
+        return serving(Request(scope, self.app, warmup.sequence()), self.app, scope, receive, send)
+
+
+async def serving(
+    request: Request,
+    serve: Callable[..., Awaitable[T]],
+    *args: Any,
+    _clocks: dict[int, steps.StepClock] = steps.clocks,
+    _get_ident: Callable[[], int] = threading.get_ident,
+    _get_origin: Callable[[], Origin | None] = current_origin.get,
+    _set_origin: Callable[[Origin | None], Token[Origin | None]] = current_origin.set,
+    _reset_origin: Callable[[Token[Origin | None]], None] = current_origin.reset,
+    _count: Callable[[], int] = _named.__next__,
+) -> T:
+    """`serve(*args)`, the work of serving `request`, with the request as the owner of the
+    loop time it uses. Any client that calls the app its own way (not as an ASGI app)
+    names its requests with this."""
+    __tracebackhide__ = True
+    # Runs for every request of a watched test: kept to a few local lookups.
+    _count()
+    outer = _get_origin()
+    if outer is PAUSED:
+        # Sent from inside noblock_paused(): the request stays unwatched too, but the
+        # route has served it (a warm-up request, say).
+        try:
+            return await serve(*args)
+        finally:
+            warmup.finished(request)
+    token = _set_origin(request)
+    ident = _get_ident()
+    clock = _clocks.get(ident)
+    if clock is not None:
+        clock.switch(request)
+    try:
+        return await serve(*args)
+    finally:
+        _reset_origin(token)
+        warmup.finished(request)
+        # Looked up again: the test body may have ended meanwhile.
         clock = _clocks.get(ident)
         if clock is not None:
-            clock.switch(request)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            _reset_origin(token)
-            warmup.finished(request)
-            # Looked up again: the test body may have ended meanwhile.
-            clock = _clocks.get(ident)
-            if clock is not None:
-                clock.switch(outer)
+            clock.switch(outer)
 
 
 # The patches made so far, by module, class and method, each with its wrapper.

@@ -48,9 +48,8 @@ class Framework:
     phases: tuple[FrameRule, ...] = ()
     # (module, function, what): frames beneath which the work is done once per app.
     one_time_work: tuple[FrameRule, ...] = ()
-    # (module, function, what): coroutines the framework itself runs a request in, as
-    # tasks of their own (Quart's handler task): a hold beneath one is the request's, not
-    # in a task the request started.
+    # (module, function, what): the coroutines the framework itself runs each request in,
+    # as a task of its own; loop time in them is the request's, not a task it started.
     request_tasks: tuple[FrameRule, ...] = ()
 
 
@@ -70,25 +69,27 @@ ClientPatch = tuple[str, str, str, Callable[[MethodPatch], Callable[..., Any]]]
 
 def frameworks() -> tuple[Framework, ...]:
     """Most specific first: a FastAPI app is a Starlette app too."""
-    from . import fastapi, quart, starlette
+    from . import django, fastapi, quart, starlette
 
-    return (fastapi.FRAMEWORK, starlette.FRAMEWORK, quart.FRAMEWORK)
+    return (fastapi.FRAMEWORK, starlette.FRAMEWORK, quart.FRAMEWORK, django.FRAMEWORK)
 
 
 def client_patches() -> Iterator[ClientPatch]:
-    from . import httpx, httpx_ws, quart
+    from . import django, httpx, httpx_ws, quart
 
     yield from httpx.PATCHES
     yield from httpx_ws.PATCHES
     yield from quart.PATCHES
+    yield from django.PATCHES
 
 
 def sync_clients() -> tuple[ModuleType, ...]:
     """Clients a sync test calls, serving the app on a portal's loop: each has
-    `install(patch, tracked)`, called when a watched sync test starts."""
-    from . import quart, starlette_testclient
+    `install(patch, tracked)`, called when a watched sync test starts, and may have
+    `unwatched()`: why its requests in the test could not be watched, if they could not."""
+    from . import django, quart, starlette_testclient
 
-    return (starlette_testclient, quart)
+    return (starlette_testclient, quart, django)
 
 
 def loops() -> tuple[ModuleType, ...]:
