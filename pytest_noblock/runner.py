@@ -99,8 +99,8 @@ def run_async_test(
             if item.get_closest_marker(MARKER) is not None:
                 add_note(
                     item,
-                    "nothing was watched: the test body did not run on asyncio's own event loop "
-                    "or trio (uvloop and others are not watched yet)",
+                    "nothing was watched: the test body did not run on asyncio's own event loop, "
+                    "uvloop or trio (other loops are not watched)",
                 )
         else:
             _fail_on_holds(item, watch.findings(), recorder, waits)
@@ -156,6 +156,8 @@ def _record(
         add_note(item, note_for(hold, settings.budget_s, rootdir))
     if findings.dropped:
         add_note(item, f"{findings.dropped} more long steps were not analysed (limit reached)")
+    for note in findings.notes:
+        add_note(item, note)
     known_calls = _strict_findings(item, recorder, findings) if recorder is not None else []
     failing = _gate_records(item, settings, findings, known_calls, rootdir)
     verbosity = item.config.get_verbosity()

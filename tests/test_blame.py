@@ -13,7 +13,7 @@ import sys
 
 import fastapi  # noqa: F401
 import pytest
-from conftest import Project, line_of
+from conftest import Project, line_of, on_loops
 
 FAST_AND_SLOW_APP = """
 import asyncio
@@ -37,6 +37,7 @@ async def slow():
 """
 
 
+@on_loops
 def test_one_slow_request_among_ten_concurrent_is_the_only_one_named(project: Project) -> None:
     project.app(FAST_AND_SLOW_APP)
     project.tests(
@@ -91,6 +92,7 @@ async def start_job():
 """
 
 
+@on_loops
 def test_task_a_handler_spawned_is_blamed_on_its_request(project: Project) -> None:
     project.app(SPAWNING_APP)
     project.tests(
@@ -150,6 +152,7 @@ async def own_work():
 
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks came with Python 3.12")
+@on_loops
 def test_eager_task_blocking_in_its_first_step_is_a_task_the_request_started(
     project: Project,
 ) -> None:
@@ -210,6 +213,7 @@ async def ping():
 """
 
 
+@on_loops
 def test_test_code_sleeping_is_a_note_not_a_failure(project: Project) -> None:
     project.app(TRIVIAL_APP)
     project.tests(
@@ -375,6 +379,7 @@ def test_run_in_threadpool_is_clean(project: Project) -> None:
     )
 
 
+@on_loops
 def test_awaited_asyncio_sleep_is_clean(project: Project) -> None:
     run_clean(
         project,
@@ -445,6 +450,7 @@ def test_200_sequential_trivial_requests_are_clean(project: Project) -> None:
     )
 
 
+@on_loops
 def test_50_concurrent_trivial_requests_are_clean(project: Project) -> None:
     run_clean(
         project,
