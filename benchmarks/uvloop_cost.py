@@ -3,7 +3,8 @@
 One process, one app (FastAPI, a trivial route), the same requests through
 `httpx.ASGITransport` on each loop: back-to-back, then concurrently (`asyncio.gather`), in
 rounds whose order rotates so that a drift in machine speed hits every column alike. Each
-column is the median over the rounds of the wall time per request:
+column is the median over the rounds of the process's CPU time per request (getrusage: the
+watchdog thread's work counts, a busy machine's waits do not), wall time beside it:
 
 - asyncio / asyncio+noblock: the step clock patching `Handle._run` (what runs today);
 - uvloop / uvloop+noblock: the task factory of `pytest_noblock.adapters.uvloop`;
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import resource
 import statistics
 import time
 from collections.abc import Callable, Coroutine
@@ -40,29 +42,34 @@ async def ping() -> dict[str, bool]:
     return {"ok": True}
 
 
-async def requests(count: int) -> float:
-    """Seconds per request: half back-to-back, half 50 at a time."""
+def process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def requests(count: int) -> tuple[float, float]:
+    """CPU and wall seconds per request: half back-to-back, half 50 at a time."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
         assert (await client.get("/ping")).status_code == 200
         gc.collect()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), process_cpu()
         for _ in range(count // 2):
             assert (await client.get("/ping")).status_code == 200
         for _ in range(count // 100):
             answers = await asyncio.gather(*(client.get("/ping") for _ in range(50)))
             assert all(answer.status_code == 200 for answer in answers)
-        return (time.perf_counter() - started) / count
+        return (process_cpu() - cpu) / count, (time.perf_counter() - started) / count
 
 
 def run(
     new_loop: Callable[[], asyncio.AbstractEventLoop], watched: bool, debug: bool, count: int
-) -> float:
+) -> tuple[float, float]:
     loop = new_loop()
     loop.set_debug(debug)
     if debug:
         loop.slow_callback_duration = 0.05
-    body: Callable[[], Coroutine[Any, Any, float]] = lambda: requests(count)  # noqa: E731
+    body: Callable[[], Coroutine[Any, Any, tuple[float, float]]] = lambda: requests(count)  # noqa: E731
     try:
         if not watched:
             return loop.run_until_complete(body())
@@ -70,7 +77,7 @@ def run(
         tracking.install()
         watch = LoopWatch(Settings(budget_ms=50, count_test_code=False), cpu_alarm=False)
         try:
-            result: float = loop.run_until_complete(wrap_test(body, watch, [])())
+            result: tuple[float, float] = loop.run_until_complete(wrap_test(body, watch, [])())
         finally:
             steps.uninstall()
             tracking.uninstall()
@@ -97,7 +104,7 @@ def main() -> None:
     # Debug mode logs every slow step (the concurrent batches): not what is measured.
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     names = list(COLUMNS)
-    times: dict[str, list[float]] = {name: [] for name in names}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     for _ in range(2):  # warm-up: imports, FastAPI's lazily built state
         for name in names:
             run(*COLUMNS[name], count=100)
@@ -105,17 +112,24 @@ def main() -> None:
         order = names[round_ % len(names) :] + names[: round_ % len(names)]
         for name in order:
             times[name].append(run(*COLUMNS[name], count=options.requests))
-    median = {name: statistics.median(values) for name, values in times.items()}
+    cpu = {name: statistics.median(each[0] for each in values) for name, values in times.items()}
+    wall = {name: statistics.median(each[1] for each in values) for name, values in times.items()}
     print(f"{options.requests} requests x {options.rounds} rounds, median per request:")
     for name in names:
-        print(f"  {name:<16} {median[name] * 1e6:8.1f} us")
-    print("cost of the watch (watched / plain, same loop):")
-    print(f"  asyncio  {median['asyncio+noblock'] / median['asyncio']:.2f}x")
-    print(f"  uvloop   {median['uvloop+noblock'] / median['uvloop']:.2f}x")
-    print(f"  uvloop debug mode, no plugin: {median['uvloop debug'] / median['uvloop']:.2f}x")
+        print(f"  {name:<16} {cpu[name] * 1e6:8.1f} us CPU  {wall[name] * 1e6:8.1f} us wall")
+    print("cost of the watch, CPU (wall), watched / plain on the same loop:")
+    for loop in ("asyncio", "uvloop"):
+        watched = f"{loop}+noblock"
+        print(f"  {loop:<8} {cpu[watched] / cpu[loop]:.2f}x ({wall[watched] / wall[loop]:.2f}x)")
+    debug = "uvloop debug"
+    print(
+        f"  uvloop debug mode, no plugin: {cpu[debug] / cpu['uvloop']:.2f}x "
+        f"({wall[debug] / wall['uvloop']:.2f}x)"
+    )
     print(
         "uvloop+noblock / asyncio+noblock: "
-        f"{median['uvloop+noblock'] / median['asyncio+noblock']:.2f}x"
+        f"{cpu['uvloop+noblock'] / cpu['asyncio+noblock']:.2f}x "
+        f"({wall['uvloop+noblock'] / wall['asyncio+noblock']:.2f}x)"
     )
 
 

@@ -352,3 +352,34 @@ def test_a_hold_in_a_plain_callback_is_a_note(project: Project) -> None:
         ]
     )
     result.stdout.no_fnmatch_line("test_app.py::test_fast: uvloop*")
+
+
+def test_testclient_portal_on_uvloop(project: Project) -> None:
+    """A sync test's TestClient asked for uvloop: its portal's loop is watched the same way."""
+    project.app(APP)
+    project.tests(
+        """
+        import pytest
+        from fastapi.testclient import TestClient
+
+        from app import app
+
+        @pytest.mark.noblock
+        def test_blocking():
+            with TestClient(app, backend_options={"use_uvloop": True}) as client:
+                assert client.get("/fast").status_code == 200
+                assert client.get("/slow").status_code == 200
+
+        @pytest.mark.noblock
+        def test_clean_look_alike():
+            with TestClient(app, backend_options={"use_uvloop": True}) as client:
+                for _ in range(50):
+                    assert client.get("/fast").json() == {"ok": True}
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["FAILED test_app.py::test_blocking - *noblock: GET /slow held*"])
+    result.stdout.fnmatch_lines([*SLOW_REPORT, "                ^^^^^^^^^^^^^^^"])
+    result.stdout.no_fnmatch_line("*not watched*")
+    result.stdout.no_fnmatch_line("*nothing was watched*")
