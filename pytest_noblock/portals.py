@@ -101,6 +101,7 @@ class SyncWatch:
             merged.noted.extend(found.noted)
             merged.steps += found.steps
             merged.dropped += found.dropped
+            merged.notes.extend(found.notes)
         merged.failing.sort(key=lambda hold: hold.held_s, reverse=True)
         merged.noted.sort(key=lambda hold: hold.held_s, reverse=True)
         return merged
@@ -110,8 +111,8 @@ class SyncWatch:
         unwatched = sum(1 for loop in self._loops if loop.backend == "other")
         if unwatched:
             notes.append(
-                f"{unwatched} portal loop(s) ran on neither asyncio's own event loop nor trio "
-                "and were not watched"
+                f"{unwatched} portal loop(s) ran on neither asyncio's own event loop, uvloop "
+                "nor trio and were not watched"
             )
         # A client the test used whose requests could not be watched says why; then
         # "nothing was watched" would only repeat it.

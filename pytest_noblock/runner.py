@@ -166,6 +166,8 @@ def _record(
         add_note(item, note_for(hold, settings.budget_s, rootdir))
     if findings.dropped:
         add_note(item, f"{findings.dropped} more long steps were not analysed (limit reached)")
+    for note in findings.notes:
+        add_note(item, note)
     known_calls = _strict_findings(item, recorder, findings) if recorder is not None else []
     failing = _gate_records(item, settings, findings, known_calls, rootdir)
     verbosity = item.config.get_verbosity()

@@ -236,6 +236,9 @@ class StepClock:
         self.kept: list[Segment] = []
         self.dropped = 0
         self.steps = 0
+        # Time inside steps so far: a loop that times only some of its callbacks (uvloop's
+        # tasks) tells the rest from how late it ran less this (`adapters.uvloop`).
+        self.stepped_s = 0.0
 
     def open(self, origin: Origin | None, _now: Callable[[], float] = time.perf_counter) -> None:
         if self.current is not None:
@@ -249,6 +252,7 @@ class StepClock:
             return
         self.current = None
         end = _now()
+        self.stepped_s += end - current[0]
         if end - current[0] >= self.keep_over_s:
             self._keep(current, end)
 
@@ -258,6 +262,7 @@ class StepClock:
         if current is None:
             return
         at = _now()
+        self.stepped_s += at - current[0]
         if at - current[0] >= self.keep_over_s:
             self._keep(current, at)
             # Keeping it took a little time of its own: not the new segment's.

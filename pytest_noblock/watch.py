@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import Any, TypeVar
 
 from . import steps
 from .adapters import running_loop
@@ -19,6 +20,8 @@ from .steps import StepClock
 from .threadtime import ThreadUsage
 from .watchdog import Watchdog
 
+T = TypeVar("T")
+
 
 @dataclass
 class Findings:
@@ -26,6 +29,8 @@ class Findings:
     noted: list[Hold] = field(default_factory=list)
     steps: int = 0
     dropped: int = 0
+    # What the loop's adapter could not time and says about it.
+    notes: list[str] = field(default_factory=list)
 
 
 class LoopWatch:
@@ -38,7 +43,9 @@ class LoopWatch:
         self._usage: ThreadUsage | None = None
         self._watchdog: Watchdog | None = None
         self._findings: Findings | None = None
-        self._detach_loop: Callable[[], None] | None = None
+        self._detach_loop: Callable[[], str | None] | None = None
+        self._loop_note: str | None = None
+        self._other_loop: ModuleType | None = None
 
     @property
     def started(self) -> bool:
@@ -49,9 +56,9 @@ class LoopWatch:
         self._usage = ThreadUsage(ident, threading.get_native_id())
         self._clock = StepClock(ident, self._usage, keep_over_s=self.settings.budget_s)
         steps.attach(self._clock, TEST_CODE)
-        other_loop = running_loop()
-        if other_loop is not None:
-            self._detach_loop = other_loop.attach(self._clock)
+        self._other_loop = running_loop()
+        if self._other_loop is not None:
+            self._detach_loop = self._other_loop.attach(self._clock)
         # The alarm's handler runs on the main thread: it can only sample a loop there.
         on_main_thread = threading.current_thread() is threading.main_thread()
         self._watchdog = Watchdog(
@@ -59,10 +66,18 @@ class LoopWatch:
         )
         self._watchdog.start()
 
+    def own_steps(self, body: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
+        """The test body, as the task that was running before the watch steps it: timed
+        by the loop's adapter when the loop times only the tasks it starts (uvloop)."""
+        timed = getattr(self._other_loop, "timed", None)
+        if timed is None:
+            return body
+        return timed(body)  # type: ignore[no-any-return]
+
     def stop(self) -> None:
         """Idempotent, and safe from any thread: also the last line of clean-up."""
         if self._detach_loop is not None:
-            self._detach_loop()
+            self._loop_note = self._detach_loop()
             self._detach_loop = None
         if self._clock is not None:
             steps.detach(self._clock)
@@ -81,6 +96,8 @@ class LoopWatch:
         clock.settle()
         holds = find_holds(clock.kept, self.settings.budget_s)
         findings = Findings(steps=clock.steps, dropped=clock.dropped)
+        if self._loop_note is not None:
+            findings.notes.append(self._loop_note)
         for hold in holds:
             if self._counts(hold):
                 findings.failing.append(hold)
@@ -123,21 +140,27 @@ def wrap_test(
     async def run_watched(*args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
         token = current_origin.set(TEST_CODE)
-        # Watched from before the lifespan starts until after it shut down: a hold there
-        # is the lifespan's (a note), never missed.
-        if watch is not None and watchable_loop():
-            watch.start()
-        try:
-            for transport in transports:
-                await transport.lifespan.start()
-            return await test(*args, **kwargs)
-        finally:
-            current_origin.reset(token)
+
+        async def body() -> Any:
+            __tracebackhide__ = True
             try:
                 for transport in transports:
-                    await transport.aclose()
+                    await transport.lifespan.start()
+                return await test(*args, **kwargs)
             finally:
-                if watch is not None:
-                    watch.stop()
+                current_origin.reset(token)
+                for transport in transports:
+                    await transport.aclose()
+
+        # Watched from before the lifespan starts until after it shut down: a hold there
+        # is the lifespan's (a note), never missed.
+        if watch is None:
+            return await body()
+        if watchable_loop():
+            watch.start()
+        try:
+            return await watch.own_steps(body())
+        finally:
+            watch.stop()
 
     return run_watched

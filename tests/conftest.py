@@ -6,7 +6,7 @@ import json
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -52,11 +52,49 @@ def noblock_app():
 """
 
 
+# Added to the project's conftest for a run on uvloop (`on_loops`): pytest-asyncio's loops
+# come from uvloop's policy, and the run says how many it made, so a run that did not use
+# uvloop cannot pass for one.
+UVLOOP_CONFTEST = """
+
+import uvloop
+
+
+class CountingPolicy(uvloop.EventLoopPolicy):
+    made = 0
+
+    def new_event_loop(self):
+        CountingPolicy.made += 1
+        return super().new_event_loop()
+
+
+@pytest.fixture(scope="session")
+def event_loop_policy():
+    return CountingPolicy()
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(f"uvloop loops made: {CountingPolicy.made}")
+"""
+
+LOOPS = ("asyncio", "uvloop")
+
+
+def on_loops(test: Callable[..., None]) -> Callable[..., None]:
+    """Runs a timing test on each loop in LOOPS: its project's async tests run on that loop.
+
+    For the tests whose project is an app (`Project.app`) and async tests through
+    pytest-asyncio; the uvloop run is skipped, saying why, where uvloop does not install.
+    """
+    return pytest.mark.parametrize("project", LOOPS, indirect=True)(test)
+
+
 class Project:
     """A throw-away project in pytester's directory: an app, tests, and an ini file."""
 
-    def __init__(self, pytester: pytest.Pytester) -> None:
+    def __init__(self, pytester: pytest.Pytester, loop: str = "asyncio") -> None:
         self.pytester = pytester
+        self.loop = loop
         self.ini(asyncio_mode="auto")
 
     def ini(self, **options: str) -> None:
@@ -67,13 +105,21 @@ class Project:
     def app(self, source: str) -> None:
         """Write app.py (must define `app`) and a conftest that hands it to the plugin."""
         self.pytester.makepyfile(app=textwrap.dedent(source))
-        self.pytester.makeconftest(APP_CONFTEST)
+        self.pytester.makeconftest(
+            APP_CONFTEST + (UVLOOP_CONFTEST if self.loop == "uvloop" else "")
+        )
 
     def tests(self, source: str, name: str = "test_app") -> None:
         self.pytester.makepyfile(**{name: textwrap.dedent(source)})
 
     def run(self, *args: str) -> pytest.RunResult:
-        return self.pytester.runpytest(*self._options(args), *args)
+        result = self.pytester.runpytest(*self._options(args), *args)
+        if self.loop == "uvloop":
+            made = [line for line in result.stdout.lines if line.startswith("uvloop loops made:")]
+            assert made, result.stdout.str()
+            assert made[-1] != "uvloop loops made: 0", result.stdout.str()
+            result.stdout.no_fnmatch_line("*nothing was watched*")
+        return result
 
     def run_subprocess(self, *args: str, timeout: float | None = None) -> pytest.RunResult:
         return self.pytester.runpytest_subprocess(*self._options(args), *args, timeout=timeout)
@@ -89,8 +135,11 @@ class Project:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester) -> Project:
-    return Project(pytester)
+def project(pytester: pytest.Pytester, request: pytest.FixtureRequest) -> Project:
+    loop: str = getattr(request, "param", "asyncio")
+    if loop == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop does not install on this Python")
+    return Project(pytester, loop)
 
 
 def line_of(source: str, needle: str) -> int:

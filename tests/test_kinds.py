@@ -20,7 +20,7 @@ from pathlib import Path
 import fastapi  # noqa: F401
 import pytest
 import requests  # noqa: F401
-from conftest import SLOW_SECONDS, Project, line_of
+from conftest import SLOW_SECONDS, Project, line_of, on_loops
 
 # The report prints the app's source line under the `call` field, indented this much.
 SOURCE_INDENT = " " * 16
@@ -484,6 +484,7 @@ def test_a_gil_holding_call_is_named_when_python_work_follows_it(
     assert_hold(result, source, line_of(source, "json.dumps("), "heavy CPU work in a C library")
 
 
+@on_loops
 def test_hold_in_a_task_the_handler_spawned(project: Project) -> None:
     source = """
         import asyncio

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from conftest import Project
+from conftest import Project, on_loops
 
 
+@on_loops
 def test_blocking_handler_fails_and_names_the_line(project: Project) -> None:
     project.app(
         """

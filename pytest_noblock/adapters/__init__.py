@@ -14,6 +14,7 @@ module here, its entry in `FRAMEWORKS` or `CLIENTS`, and its tests.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Collection, Iterator, MutableMapping
 from dataclasses import dataclass
@@ -94,10 +95,23 @@ def sync_clients() -> tuple[ModuleType, ...]:
 
 def loops() -> tuple[ModuleType, ...]:
     """Event loops other than asyncio's own (whose steps `steps` times): each has
-    `running()`, true inside such a loop, and `attach(clock)` returning the undo."""
-    from . import trio
+    `running()`, true inside such a loop, and `attach(clock)` returning the undo, which
+    returns a note on what the loop ran that could not be timed, if anything. A loop
+    whose adapter times only the tasks started after `attach` also has `timed(coro)`:
+    the test body's coroutine, stepped by the task already running it."""
+    from . import trio, uvloop
 
-    return (trio,)
+    return (trio, uvloop)
+
+
+@functools.cache
+def task_starts() -> frozenset[tuple[str, str]]:
+    """(module, function) of the frames a loop starts a new task in: asyncio's own
+    `create_task`, and the task factory of a loop adapter whose `create_task` is not Python
+    (its `TASK_START`). What runs deeper is the new task's own (an eager task's first step)."""
+    starts = {("asyncio.base_events", "BaseEventLoop.create_task")}
+    starts.update(loop.TASK_START for loop in loops() if hasattr(loop, "TASK_START"))
+    return frozenset(starts)
 
 
 def running_loop() -> ModuleType | None:
