@@ -11,6 +11,10 @@ from fastapi import FastAPI
 
 UPSTREAM_DELAY_SECONDS = 0.2
 
+# One example per framework, each run on its own (`pytest examples/litestar`): the demo's
+# `pytest examples/` keeps to the FastAPI, TestClient and trio examples.
+collect_ignore = ["litestar"]
+
 
 class SlowUpstreamHandler(BaseHTTPRequestHandler):
     """Answers ``GET /slow`` after a short delay, like a sluggish external API."""

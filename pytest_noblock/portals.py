@@ -1,9 +1,11 @@
-"""Watching the loops a sync test starts in other threads: anyio's blocking portals.
+"""Watching the loops a test starts in other threads: anyio's blocking portals.
 
 A sync client (Starlette's `TestClient`, see `adapters`) runs the app on an event loop in
 a thread of its own, started by `anyio.from_thread.start_blocking_portal`: one portal for a
 `with TestClient(app)` block, a new one for every request without it. The sync test's
-thread only waits for that loop, so it is never the one holding it.
+thread only waits for that loop, so it is never the one holding it. Litestar's
+`AsyncTestClient` does the same from an async test: its portals are watched beside the
+test's own loop.
 
 For the length of a marked sync test, every blocking portal started gets its own step
 clock and watchdog, attached from inside the portal's loop thread as soon as the portal
@@ -53,7 +55,7 @@ class _PortalLoop:
 
 
 class SyncWatch:
-    """Patches in place for one marked sync test; a context manager that always undoes them."""
+    """Patches in place for one marked test; a context manager that always undoes them."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -64,13 +66,16 @@ class SyncWatch:
         )
 
     def __enter__(self) -> SyncWatch:
+        self.start()
+        return self
+
+    def start(self) -> None:
         steps.install()
         threadpool.install()
         self._start_portal = anyio.from_thread.start_blocking_portal
         self._patch(anyio.from_thread, "start_blocking_portal", self._watched_portal)
         for client in sync_clients():
             client.install(self._patch, self._tracked)
-        return self
 
     def __exit__(
         self,
@@ -94,28 +99,22 @@ class SyncWatch:
         return any(loop.watch.started for loop in self._loops)
 
     def findings(self) -> Findings:
-        merged = Findings()
-        for loop in self._loops:
-            found = loop.watch.findings()
-            merged.failing.extend(found.failing)
-            merged.noted.extend(found.noted)
-            merged.steps += found.steps
-            merged.dropped += found.dropped
-        merged.failing.sort(key=lambda hold: hold.held_s, reverse=True)
-        merged.noted.sort(key=lambda hold: hold.held_s, reverse=True)
-        return merged
+        return Findings.merged(loop.watch.findings() for loop in self._loops)
 
     def notes(self) -> list[str]:
-        notes = []
-        unwatched = sum(1 for loop in self._loops if loop.backend == "other")
-        if unwatched:
-            notes.append(
-                f"{unwatched} portal loop(s) ran on neither asyncio's own event loop nor trio "
-                "and were not watched"
-            )
-        if not self.watched and not unwatched:
+        notes = self.unwatched_notes()
+        if not self.watched and not notes:
             notes.append(NOTHING_WATCHED)
         return notes
+
+    def unwatched_notes(self) -> list[str]:
+        unwatched = sum(1 for loop in self._loops if loop.backend == "other")
+        if not unwatched:
+            return []
+        return [
+            f"{unwatched} portal loop(s) ran on neither asyncio's own event loop nor trio "
+            "and were not watched"
+        ]
 
     def _patch(self, owner: object, name: str, replacement: object) -> None:
         self._undo.append(Swap.make(owner, name, replacement).undo)
@@ -136,6 +135,7 @@ class SyncWatch:
 
     @contextlib.contextmanager
     def _watched_portal(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        __tracebackhide__ = True  # a portal that fails to start shows anyio's frames only
         with self._start_portal(*args, **kwargs) as portal:
             loop = _PortalLoop(LoopWatch(self.settings, cpu_alarm=False))
             self._loops.append(loop)

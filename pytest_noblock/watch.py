@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,19 @@ class Findings:
     noted: list[Hold] = field(default_factory=list)
     steps: int = 0
     dropped: int = 0
+
+    @classmethod
+    def merged(cls, all_found: Iterable[Findings]) -> Findings:
+        """The findings of several loops watched in one test, worst first."""
+        merged = cls()
+        for found in all_found:
+            merged.failing.extend(found.failing)
+            merged.noted.extend(found.noted)
+            merged.steps += found.steps
+            merged.dropped += found.dropped
+        merged.failing.sort(key=lambda hold: hold.held_s, reverse=True)
+        merged.noted.sort(key=lambda hold: hold.held_s, reverse=True)
+        return merged
 
 
 class LoopWatch:

@@ -63,24 +63,26 @@ ClientPatch = tuple[str, str, str, Callable[[MethodPatch], Callable[..., Any]]]
 
 def frameworks() -> tuple[Framework, ...]:
     """Most specific first: a FastAPI app is a Starlette app too."""
-    from . import fastapi, starlette
+    from . import fastapi, litestar, starlette
 
-    return (fastapi.FRAMEWORK, starlette.FRAMEWORK)
+    return (fastapi.FRAMEWORK, starlette.FRAMEWORK, litestar.FRAMEWORK)
 
 
 def client_patches() -> Iterator[ClientPatch]:
-    from . import httpx, httpx_ws
+    from . import httpx, httpx_ws, litestar_testclient
 
     yield from httpx.PATCHES
     yield from httpx_ws.PATCHES
+    yield from litestar_testclient.PATCHES
 
 
 def sync_clients() -> tuple[ModuleType, ...]:
     """Clients a sync test calls, serving the app on a portal's loop: each has
-    `install(patch, tracked)`, called when a watched sync test starts."""
-    from . import starlette_testclient
+    `install(patch, tracked)`, called when a watched test starts (an async test calls
+    some of them too: Litestar's `AsyncTestClient`)."""
+    from . import litestar_testclient, starlette_testclient
 
-    return (starlette_testclient,)
+    return (starlette_testclient, litestar_testclient)
 
 
 def loops() -> tuple[ModuleType, ...]:
