@@ -26,7 +26,7 @@ from typing import Any
 
 import anyio.from_thread
 
-from . import steps, threadpool
+from . import steps, strict_wrappers, threadpool
 from .adapters import sync_clients
 from .patching import Swap
 from .settings import Settings
@@ -45,13 +45,20 @@ class _PortalLoop:
     def __init__(self, watch: LoopWatch) -> None:
         self.watch = watch
         self.backend: str | None = None
+        self._unrecord: Callable[[], None] = lambda: None
 
     def start(self) -> None:
         if watchable_loop():
             self.backend = "watched"
             self.watch.start()
+            # An async test in strict mode: the app's calls on this loop are its too.
+            self._unrecord = strict_wrappers.record_here_too()
         else:
             self.backend = "other"
+
+    def stop(self) -> None:
+        self._unrecord()
+        self.watch.stop()
 
 
 class SyncWatch:
@@ -88,7 +95,7 @@ class SyncWatch:
     def stop(self) -> None:
         """Idempotent: every watch stopped, every patch undone."""
         for loop in self._loops:
-            loop.watch.stop()
+            loop.stop()
         while self._undo:
             self._undo.pop()()
         steps.uninstall()
@@ -145,8 +152,8 @@ class SyncWatch:
             finally:
                 # On the loop's thread while it still runs; directly if the portal broke.
                 with contextlib.suppress(Exception):
-                    portal.call(loop.watch.stop)
-                loop.watch.stop()
+                    portal.call(loop.stop)
+                loop.stop()
 
 
 class _Adopting:

@@ -111,18 +111,9 @@ def run_async_test(
         if marked:
             for note in portals.unwatched_notes():
                 add_note(item, note)
-            if recorder is not None and portals.watched:
-                add_note(item, STRICT_ON_PORTALS)
         if watch.started or portals.watched:
             _fail_on_holds(item, _all_findings(watch, portals), recorder, waits)
     return outcome
-
-
-STRICT_ON_PORTALS = (
-    "strict mode watches the test's own loop: requests served on a portal's loop "
-    "(Litestar's AsyncTestClient) were timed against the budget, not checked for known "
-    "blocking calls"
-)
 
 
 def _all_findings(watch: LoopWatch, portals: SyncWatch) -> Findings:

@@ -436,8 +436,8 @@ def test_nothing_patched_or_running_after_the_tests(project: Project) -> None:
     result.assert_outcomes(passed=1, failed=3)
 
 
-def test_strict_mode_says_what_it_did_not_check_on_the_portal(project: Project) -> None:
-    # Strict mode records calls on the test's own loop thread: the portal's are timed only.
+def test_strict_mode_on_the_async_test_clients_portal(project: Project) -> None:
+    # The app runs on the portal's loop thread: its calls there are recorded as well.
     project.app(APP)
     project.tests(
         """
@@ -449,17 +449,25 @@ def test_strict_mode_says_what_it_did_not_check_on_the_portal(project: Project) 
         async def test_quick():
             async with AsyncTestClient(app) as client:
                 assert (await client.get("/quick-sleep")).json() == {"ok": True}
+
+        @pytest.mark.noblock(strict=True)
+        async def test_clean():
+            async with AsyncTestClient(app) as client:
+                assert (await client.get("/fast/1")).json() == {"id": 1}
         """
     )
     result = project.run()
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(
         [
-            "test_app.py::test_quick: strict mode watches the test's own loop: requests served "
-            "on a portal's loop (Litestar's AsyncTestClient) were timed against the budget, "
-            "not checked for known blocking calls"
+            "noblock strict: GET /quick-sleep called time.sleep on the event loop "
+            f"at app.py:{QUICK_SLEEP_LINE}",
+            "  request   GET /quick-sleep",
+            "  handler   app:quick_sleep",
+            f"  call      app.py:{QUICK_SLEEP_LINE} in quick_sleep",
         ]
     )
+    result.stdout.fnmatch_lines(["FAILED test_app.py::test_quick - noblock strict: *"])
 
 
 def test_the_example_runs_on_its_own() -> None:
@@ -491,3 +499,60 @@ def test_the_example_runs_on_its_own() -> None:
     )
     result.stdout.no_fnmatch_line("*GET /fast-book held*")
     result.stdout.no_fnmatch_line("*GET /sync-book held*")
+
+
+def test_trio_portals_and_websocket_sessions_are_watched(project: Project) -> None:
+    source = """
+        import time
+        from litestar import Litestar, WebSocket, get, websocket
+
+        @get("/slow")
+        async def slow() -> dict[str, bool]:
+            time.sleep(0.2)
+            return {"ok": True}
+
+        @websocket("/ws")
+        async def echo(socket: WebSocket) -> None:
+            await socket.accept()
+            text = await socket.receive_text()
+            time.sleep(0.25)
+            await socket.send_text(text)
+            await socket.close()
+
+        app = Litestar([slow, echo])
+        """
+    project.app(source)
+    line = line_of(source, "time.sleep(0.25)")
+    project.tests(
+        """
+        import pytest
+        from litestar.testing import AsyncTestClient, TestClient
+        from app import app
+
+        @pytest.mark.noblock
+        def test_trio_sync():
+            with TestClient(app, backend="trio") as client:
+                assert client.get("/slow").status_code == 200
+
+        @pytest.mark.noblock
+        async def test_trio_async():
+            async with AsyncTestClient(app, backend="trio") as client:
+                assert (await client.get("/slow")).status_code == 200
+
+        @pytest.mark.noblock
+        def test_websocket():
+            with TestClient(app) as client, client.websocket_connect("/ws") as socket:
+                socket.send_text("hi")
+                assert socket.receive_text() == "hi"
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(failed=3)
+    for name in ("test_trio_sync", "test_trio_async"):
+        result.stdout.fnmatch_lines([f"FAILED test_app.py::{name} - *noblock: GET /slow held*"])
+    result.stdout.fnmatch_lines(
+        [
+            f"noblock: WEBSOCKET /ws held the event loop for * ms at app.py:{line} (budget 50 ms)",
+            "  handler   app:echo",
+        ]
+    )
