@@ -76,8 +76,8 @@ class TrackedApp:
                 clock.switch(outer)
 
 
-# The patches made so far, by module and class, each with its wrapper.
-_patches: dict[tuple[str, str], tuple[MethodPatch, Callable[..., Any]]] = {}
+# The patches made so far, by module, class and method, each with its wrapper.
+_patches: dict[tuple[str, str, str], tuple[MethodPatch, Callable[..., Any]]] = {}
 
 
 def _patch_for(
@@ -86,14 +86,14 @@ def _patch_for(
     cls = getattr(sys.modules.get(module), owner, None)
     if not isinstance(cls, type) or not callable(vars(cls).get(method)):
         return None
-    found = _patches.get((module, owner))
+    found = _patches.get((module, owner, method))
     # Checked against the class itself: a module imported again (pytester's in-process
     # runs drop the modules a run imported) has classes of its own.
     if found is None or found[0].owner is not cls:
         if found is not None:
             found[0].uninstall()
         patch = MethodPatch(cls, method)
-        found = _patches[(module, owner)] = (patch, wrapper_for(patch))
+        found = _patches[(module, owner, method)] = (patch, wrapper_for(patch))
     return found
 
 

@@ -11,9 +11,10 @@ own for the test, where the watch put its watched portal (see `portals`).
 `LifeSpanHandler.lifespan` runs as the app's lifespan: noted, never blamed on a request.
 
 The async client's `handle_async_request` calls `handle_request` from the test's own loop,
-which waits there, held, until the portal's loop has served the request: that wait is cut
-out of the test loop's time (the request is timed where it runs), neither a hold nor the
-test's own code.
+which waits there, held, until the portal's loop has served the request; its `__aenter__`
+and `__aexit__` wait the same way for the portal and the app's lifespan. Those waits are cut
+out of the test loop's time (what they wait for is timed where it runs): neither a hold nor
+the test's own code.
 """
 
 from __future__ import annotations
@@ -79,34 +80,39 @@ def _tracked_handle(
     return handle_request
 
 
-def _waiting_for_the_portal(
-    patch: MethodPatch,
-) -> Callable[[Any, Any], Coroutine[Any, Any, Any]]:
-    """`handle_async_request`, with the test loop's wait for the portal cut out."""
+def _waiting_for_the_portal(patch: MethodPatch) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """An async method of the client that waits, on the test's loop, for the portal's: its
+    wait cut out of the test loop's time."""
 
-    async def handle_async_request(transport: Any, request: Any) -> Any:
+    async def waiting(*args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
-        handle: Callable[[Any, Any], Coroutine[Any, Any, Any]] = patch.original or patch.real
+        method: Callable[..., Coroutine[Any, Any, Any]] = patch.original or patch.real
         clock = steps.clocks.get(threading.get_ident())
         if clock is None:
-            return await handle(transport, request)
+            return await method(*args, **kwargs)
         clock.switch(WAITING_FOR_ANOTHER_LOOP)
         try:
-            return await handle(transport, request)
+            return await method(*args, **kwargs)
         finally:
             # Looked up again: the test body may have ended meanwhile.
             clock = steps.clocks.get(threading.get_ident())
             if clock is not None:
                 clock.switch(current_origin.get())
 
-    return handle_async_request
+    return waiting
 
 
 PATCHES: tuple[ClientPatch, ...] = (
+    # Each request.
     (
         "litestar.testing.transport",
         "TestClientTransport",
         "handle_async_request",
         _waiting_for_the_portal,
+    ),
+    # `async with`: starting the portal and the app's lifespan, and shutting both down.
+    *(
+        ("litestar.testing.client.async_client", "AsyncTestClient", method, _waiting_for_the_portal)
+        for method in ("__aenter__", "__aexit__")
     ),
 )
