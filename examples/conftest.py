@@ -11,6 +11,11 @@ from fastapi import FastAPI
 
 UPSTREAM_DELAY_SECONDS = 0.2
 
+# One example per framework, each run on its own (`pytest examples/litestar`,
+# `pytest examples/django/`): the demo's `pytest examples/` keeps to the FastAPI,
+# TestClient and trio examples.
+collect_ignore = ["django", "litestar"]
+
 
 class SlowUpstreamHandler(BaseHTTPRequestHandler):
     """Answers ``GET /slow`` after a short delay, like a sluggish external API."""
@@ -93,8 +98,3 @@ def noblock_app(slow_upstream: str) -> FastAPI:
     from examples.app import app
 
     return app
-
-
-# Examples of other frameworks run on their own (`pytest examples/django/`): the demo's
-# count is the FastAPI, TestClient and trio examples'.
-collect_ignore = ["django"]

@@ -43,6 +43,17 @@ class Paused(Origin):
         return "a stretch inside noblock_paused()"
 
 
+class WaitingForAnotherLoop(Origin):
+    """A client holding the test's loop while another thread's loop serves its request
+    (Litestar's `AsyncTestClient`): that loop is watched, this wait is neither blamed nor
+    noted."""
+
+    ignored = True
+
+    def describe(self) -> str:
+        return "a client waiting for the loop that serves its request"
+
+
 class Request(Origin):
     """One request to the app, and the handler the app routed it to."""
 
@@ -112,6 +123,7 @@ def _unwrapped(app: object) -> object:
 TEST_CODE = TestCode()
 LIFESPAN = Lifespan()
 PAUSED = Paused()
+WAITING_FOR_ANOTHER_LOOP = WaitingForAnotherLoop()
 
 current_origin: ContextVar[Origin | None] = ContextVar("pytest_noblock_origin", default=None)
 

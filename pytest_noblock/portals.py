@@ -1,9 +1,11 @@
-"""Watching the loops a sync test starts in other threads: anyio's blocking portals.
+"""Watching the loops a test starts in other threads: anyio's blocking portals.
 
 A sync client (Starlette's `TestClient`, see `adapters`) runs the app on an event loop in
 a thread of its own, started by `anyio.from_thread.start_blocking_portal`: one portal for a
 `with TestClient(app)` block, a new one for every request without it. The sync test's
-thread only waits for that loop, so it is never the one holding it.
+thread only waits for that loop, so it is never the one holding it. Litestar's
+`AsyncTestClient` does the same from an async test: its portals are watched beside the
+test's own loop.
 
 For the length of a marked sync test, every blocking portal started gets its own step
 clock and watchdog, attached from inside the portal's loop thread as soon as the portal
@@ -24,7 +26,7 @@ from typing import Any
 
 import anyio.from_thread
 
-from . import steps, threadpool
+from . import steps, strict_wrappers, threadpool
 from .adapters import sync_clients
 from .patching import Swap
 from .settings import Settings
@@ -43,17 +45,24 @@ class _PortalLoop:
     def __init__(self, watch: LoopWatch) -> None:
         self.watch = watch
         self.backend: str | None = None
+        self._unrecord: Callable[[], None] = lambda: None
 
     def start(self) -> None:
         if watchable_loop():
             self.backend = "watched"
             self.watch.start()
+            # An async test in strict mode: the app's calls on this loop are its too.
+            self._unrecord = strict_wrappers.record_here_too()
         else:
             self.backend = "other"
 
+    def stop(self) -> None:
+        self._unrecord()
+        self.watch.stop()
+
 
 class SyncWatch:
-    """Patches in place for one marked sync test; a context manager that always undoes them."""
+    """Patches in place for one marked test; a context manager that always undoes them."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -64,13 +73,16 @@ class SyncWatch:
         )
 
     def __enter__(self) -> SyncWatch:
+        self.start()
+        return self
+
+    def start(self) -> None:
         steps.install()
         threadpool.install()
         self._start_portal = anyio.from_thread.start_blocking_portal
         self._patch(anyio.from_thread, "start_blocking_portal", self._watched_portal)
         for client in sync_clients():
             client.install(self._patch, self._tracked)
-        return self
 
     def __exit__(
         self,
@@ -83,7 +95,7 @@ class SyncWatch:
     def stop(self) -> None:
         """Idempotent: every watch stopped, every patch undone."""
         for loop in self._loops:
-            loop.watch.stop()
+            loop.stop()
         while self._undo:
             self._undo.pop()()
         steps.uninstall()
@@ -94,19 +106,15 @@ class SyncWatch:
         return any(loop.watch.started for loop in self._loops)
 
     def findings(self) -> Findings:
-        merged = Findings()
-        for loop in self._loops:
-            found = loop.watch.findings()
-            merged.failing.extend(found.failing)
-            merged.noted.extend(found.noted)
-            merged.steps += found.steps
-            merged.dropped += found.dropped
-            merged.notes.extend(found.notes)
-        merged.failing.sort(key=lambda hold: hold.held_s, reverse=True)
-        merged.noted.sort(key=lambda hold: hold.held_s, reverse=True)
-        return merged
+        return Findings.merged(loop.watch.findings() for loop in self._loops)
 
     def notes(self) -> list[str]:
+        notes = self.unwatched_notes()
+        if not self.watched and not notes:
+            notes.append(NOTHING_WATCHED)
+        return notes
+
+    def unwatched_notes(self) -> list[str]:
         notes = []
         unwatched = sum(1 for loop in self._loops if loop.backend == "other")
         if unwatched:
@@ -117,10 +125,7 @@ class SyncWatch:
         # A client the test used whose requests could not be watched says why; then
         # "nothing was watched" would only repeat it.
         reasons = [getattr(client, "unwatched", lambda: None)() for client in sync_clients()]
-        notes += [reason for reason in reasons if reason is not None]
-        if not self.watched and not notes:
-            notes.append(NOTHING_WATCHED)
-        return notes
+        return notes + [reason for reason in reasons if reason is not None]
 
     def _patch(self, owner: object, name: str, replacement: object) -> None:
         self._undo.append(Swap.make(owner, name, replacement).undo)
@@ -141,6 +146,7 @@ class SyncWatch:
 
     @contextlib.contextmanager
     def _watched_portal(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        __tracebackhide__ = True  # a portal that fails to start shows anyio's frames only
         with self._start_portal(*args, **kwargs) as portal:
             loop = _PortalLoop(LoopWatch(self.settings, cpu_alarm=False))
             self._loops.append(loop)
@@ -150,8 +156,8 @@ class SyncWatch:
             finally:
                 # On the loop's thread while it still runs; directly if the portal broke.
                 with contextlib.suppress(Exception):
-                    portal.call(loop.watch.stop)
-                loop.watch.stop()
+                    portal.call(loop.stop)
+                loop.stop()
 
 
 class _Adopting:

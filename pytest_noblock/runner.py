@@ -83,38 +83,53 @@ def run_async_test(
     transports: list[LifespanTransport],
     test: Callable[..., Any],
 ) -> Generator[None, object, object]:
-    """An async test: its own function, wrapped, runs on the loop its async plugin gives it."""
+    """An async test: its own function, wrapped, runs on the loop its async plugin gives it.
+
+    The loops of the blocking portals it starts (Litestar's `AsyncTestClient` serves the app
+    on one) are watched beside it.
+    """
     watch = LoopWatch(settings, item.config.stash[CPU_ALARM]) if settings is not None else None
+    portals = SyncWatch(settings) if settings is not None else None
     item.obj = wrap_test(test, watch, transports)
     recorder = None
     if settings is not None and settings.strict:
         recorder = strict.Recorder((*settings.allow, *settings.ini_allow))
         item.obj = strict_patches.wrap_test(item.obj, recorder)
-    if watch is not None:
+    if watch is not None and portals is not None:
         item.stash[REQUESTS_BEFORE] = tracking.requests_named()
         # An unmarked test using noblock_client is here only for its lifespan: it pays
         # for no patch.
         steps.install()
         tracking.install()
         threadpool.install()
+        portals.start()
     try:
         outcome = yield
     except BaseException:
-        waits = _finish(item, watch, test)
-        if watch is not None and watch.started:
-            _record(item, watch.findings(), recorder, waits, failed_already=True)
+        waits = _finish(item, watch, test, portals)
+        if watch is not None and portals is not None and (watch.started or portals.watched):
+            _record(item, _all_findings(watch, portals), recorder, waits, failed_already=True)
         raise
-    waits = _finish(item, watch, test)
-    if watch is not None:
+    waits = _finish(item, watch, test, portals)
+    if watch is not None and portals is not None:
+        # Under --noblock-all an unmarked test did not ask for a watch: no note for it.
+        marked = item.get_closest_marker(MARKER) is not None
         if not watch.started:
             # It ran a loop the plugin cannot time: counted in the summary either way, and
-            # told in a note when the test asked for a watch (not under --noblock-all).
+            # told in a note when the test asked for a watch.
             item.stash[UNWATCHED] = LOOP_NOT_WATCHED
-            if item.get_closest_marker(MARKER) is not None:
+            if marked:
                 add_note(item, LOOP_NOT_WATCHED)
-        else:
-            _fail_on_holds(item, watch.findings(), recorder, waits)
+        if marked:
+            for note in portals.unwatched_notes():
+                add_note(item, note)
+        if watch.started or portals.watched:
+            _fail_on_holds(item, _all_findings(watch, portals), recorder, waits)
     return outcome
+
+
+def _all_findings(watch: LoopWatch, portals: SyncWatch) -> Findings:
+    return Findings.merged([watch.findings(), portals.findings()])
 
 
 def _fail_on_holds(
@@ -130,12 +145,14 @@ def _fail_on_holds(
 
 
 def _finish(
-    item: pytest.Function, watch: LoopWatch | None, test: object
+    item: pytest.Function, watch: LoopWatch | None, test: object, portals: SyncWatch | None
 ) -> threadpool.PoolWaits | None:
     """Undo everything the test was given; hands back this test's thread-pool waits."""
     item.obj = test
     if watch is not None:
         watch.stop()
+    if portals is not None:
+        portals.stop()
     steps.uninstall()
     tracking.uninstall()
     strict_wrappers.uninstall()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -95,15 +96,23 @@ class Finding:
 
 
 class Recorder:
-    """The strict findings of one test body. Only its loop thread writes to it."""
+    """The strict findings of one test body, written by the loop threads it records on:
+    the test's own, and the loops of the portals it started (`portals`)."""
 
     def __init__(self, allow: Sequence[str]) -> None:
         self.allow = tuple(allow)
-        self.ident = -1
+        self.idents: set[int] = set()
         self.findings: dict[tuple[str, str, int], Finding] = {}
-        # The recorded call running now (None for one the plugin ignores): calls made
-        # inside it are where it landed, not findings of their own.
-        self._running: list[Finding | None] = []
+        self._threads = threading.local()
+
+    @property
+    def _running(self) -> list[Finding | None]:
+        """The recorded calls running now on this thread (None for one the plugin
+        ignores): calls made inside one are where it landed, not findings of their own."""
+        running: list[Finding | None] | None = getattr(self._threads, "running", None)
+        if running is None:
+            running = self._threads.running = []
+        return running
 
     def call(
         self,

@@ -35,12 +35,23 @@ _active: Recorder | None = None
 def activate(recorder: Recorder) -> None:
     """Calls on this thread are recorded from now on, until `uninstall`."""
     global _active
-    recorder.ident = threading.get_ident()
+    recorder.idents.add(threading.get_ident())
     _active = recorder
 
 
+def record_here_too() -> Callable[[], None]:
+    """Another loop thread of the test (a portal's) is recorded too; returns the undo,
+    called before the thread ends: a later thread may get its ident."""
+    recorder = _active
+    if recorder is None:
+        return lambda: None
+    ident = threading.get_ident()
+    recorder.idents.add(ident)
+    return lambda: recorder.idents.discard(ident)
+
+
 def recording_here() -> bool:
-    return _active is not None and _active.ident == threading.get_ident()
+    return _active is not None and threading.get_ident() in _active.idents
 
 
 def wrap(callee: str, original: Callable[..., Any], blocks: Blocks) -> Callable[..., Any]:
@@ -51,7 +62,7 @@ def wrap(callee: str, original: Callable[..., Any], blocks: Blocks) -> Callable[
     def strict_wrapper(*args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True  # tracebacks show the app, not the plugin
         recorder = _active
-        if recorder is None or recorder.ident != get_ident():
+        if recorder is None or get_ident() not in recorder.idents:
             return original(*args, **kwargs)
         try:
             blocking = blocks(args, kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, TypeVar
@@ -31,6 +31,20 @@ class Findings:
     dropped: int = 0
     # What the loop's adapter could not time and says about it.
     notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def merged(cls, all_found: Iterable[Findings]) -> Findings:
+        """The findings of several loops watched in one test, worst first."""
+        merged = cls()
+        for found in all_found:
+            merged.failing.extend(found.failing)
+            merged.noted.extend(found.noted)
+            merged.steps += found.steps
+            merged.dropped += found.dropped
+            merged.notes.extend(found.notes)
+        merged.failing.sort(key=lambda hold: hold.held_s, reverse=True)
+        merged.noted.sort(key=lambda hold: hold.held_s, reverse=True)
+        return merged
 
 
 class LoopWatch:

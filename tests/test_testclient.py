@@ -341,3 +341,24 @@ def test_testclient_on_the_trio_backend(project: Project) -> None:
     result.stdout.fnmatch_lines(BLOCKING_REPORT)
     result.stdout.no_fnmatch_line("*nothing was watched*")
     result.stdout.no_fnmatch_line("*not watched*")
+
+
+def test_testclient_in_an_async_test_is_watched_on_its_portal(project: Project) -> None:
+    # The portal's loop serves the app: watched beside the test's own loop, which only
+    # waits for it (the test's own code, a note).
+    project.app(APP)
+    project.tests(
+        """
+        import pytest
+        from starlette.testclient import TestClient
+        from app import app
+
+        @pytest.mark.noblock
+        async def test_blocking():
+            with TestClient(app) as client:
+                assert client.get("/slow").status_code == 200
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(BLOCKING_REPORT)

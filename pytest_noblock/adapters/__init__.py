@@ -70,27 +70,35 @@ ClientPatch = tuple[str, str, str, Callable[[MethodPatch], Callable[..., Any]]]
 
 def frameworks() -> tuple[Framework, ...]:
     """Most specific first: a FastAPI app is a Starlette app too."""
-    from . import django, fastapi, quart, starlette
+    from . import django, fastapi, litestar, quart, starlette
 
-    return (fastapi.FRAMEWORK, starlette.FRAMEWORK, quart.FRAMEWORK, django.FRAMEWORK)
+    return (
+        fastapi.FRAMEWORK,
+        starlette.FRAMEWORK,
+        litestar.FRAMEWORK,
+        quart.FRAMEWORK,
+        django.FRAMEWORK,
+    )
 
 
 def client_patches() -> Iterator[ClientPatch]:
-    from . import django, httpx, httpx_ws, quart
+    from . import django, httpx, httpx_ws, litestar_testclient, quart
 
     yield from httpx.PATCHES
     yield from httpx_ws.PATCHES
+    yield from litestar_testclient.PATCHES
     yield from quart.PATCHES
     yield from django.PATCHES
 
 
 def sync_clients() -> tuple[ModuleType, ...]:
     """Clients a sync test calls, serving the app on a portal's loop: each has
-    `install(patch, tracked)`, called when a watched sync test starts, and may have
-    `unwatched()`: why its requests in the test could not be watched, if they could not."""
-    from . import django, quart, starlette_testclient
+    `install(patch, tracked)`, called when a watched test starts (an async test calls
+    some of them too: Litestar's `AsyncTestClient`), and may have `unwatched()`: why its
+    requests in the test could not be watched, if they could not."""
+    from . import django, litestar_testclient, quart, starlette_testclient
 
-    return (starlette_testclient, quart, django)
+    return (starlette_testclient, litestar_testclient, quart, django)
 
 
 def loops() -> tuple[ModuleType, ...]:

@@ -31,7 +31,7 @@ def install(patch: Patch, tracked: Callable[[ASGIApp], ASGIApp]) -> None:
         patch(transport, "handle_request", _tracked_handle(transport.handle_request, tracked))
     client = getattr(testclient, "TestClient", None)
     if client is not None and hasattr(client, "lifespan"):
-        patch(client, "lifespan", _lifespan_origin(client.lifespan))
+        patch(client, "lifespan", lifespan_origin(client.lifespan))
 
 
 def _tracked_handle(
@@ -46,7 +46,9 @@ def _tracked_handle(
     return handle_request
 
 
-def _lifespan_origin(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def lifespan_origin(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A client's method that runs the app's lifespan, as the lifespan's loop time."""
+
     async def lifespan(self: Any) -> None:
         __tracebackhide__ = True
         token = current_origin.set(LIFESPAN)
