@@ -93,3 +93,8 @@ def noblock_app(slow_upstream: str) -> FastAPI:
     from examples.app import app
 
     return app
+
+
+# Examples of other frameworks and clients run on their own (`pytest examples/schemathesis/`):
+# the demo's count is the FastAPI, TestClient and trio examples'.
+collect_ignore = ["schemathesis"]

@@ -32,8 +32,8 @@ from .tracking import ASGIApp, Receive, Scope, Send, TrackedApp
 from .watch import Findings, LoopWatch, watchable_loop
 
 NOTHING_WATCHED = (
-    "nothing was watched: no event loop ran in this sync test (a `TestClient(app)` request "
-    "runs one; other sync code is not watched)"
+    "nothing was watched: no event loop ran in this sync test (a `TestClient(app)` or "
+    "schemathesis `case.call()` request runs one; other sync code is not watched)"
 )
 
 
@@ -115,6 +115,11 @@ class SyncWatch:
             )
         if not self.watched and not unwatched:
             notes.append(NOTHING_WATCHED)
+            # A client the test may have used, whose requests this plugin cannot watch here.
+            for client in sync_clients():
+                reason = getattr(client, "unwatched", lambda: None)()
+                if reason is not None:
+                    notes.append(reason)
         return notes
 
     def _patch(self, owner: object, name: str, replacement: object) -> None:

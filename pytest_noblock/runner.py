@@ -214,9 +214,22 @@ def _gate_records(
     notes = item.stash.get(NOTES, [])
     strict_records = [strict_record(finding, rootdir) for finding in known_calls]
     item.stash[RECORD] = make_record(
-        item.nodeid, settings, holds, notes, findings.steps, strict_records
+        test_id(item), settings, holds, notes, findings.steps, strict_records
     )
     return failing
+
+
+def test_id(item: pytest.Item) -> str:
+    """The test's node id, ending in its own name where the id lost it.
+
+    schemathesis 4 makes one test per API operation, named `test_api[GET /items/{id}]`;
+    under pytest 9.2 they all share the node id `...::test_api`, which would make one record
+    of them all.
+    """
+    parent, _, last = item.nodeid.rpartition("::")
+    if parent and last != item.name and item.name.startswith(last + "["):
+        return f"{parent}::{item.name}"
+    return item.nodeid
 
 
 def forget_attempt(item: pytest.Item) -> None:

@@ -77,10 +77,11 @@ def client_patches() -> Iterator[ClientPatch]:
 
 def sync_clients() -> tuple[ModuleType, ...]:
     """Clients a sync test calls, serving the app on a portal's loop: each has
-    `install(patch, tracked)`, called when a watched sync test starts."""
-    from . import starlette_testclient
+    `install(patch, tracked)`, called when a watched sync test starts, and may have
+    `unwatched()`: why its requests cannot be watched in this process, if they cannot."""
+    from . import schemathesis, starlette_testclient
 
-    return (starlette_testclient,)
+    return (starlette_testclient, schemathesis)
 
 
 def loops() -> tuple[ModuleType, ...]:

@@ -1,0 +1,116 @@
+"""schemathesis's in-process client: `case.call()` on a schema loaded with `from_asgi`.
+
+schemathesis 4 serves every ASGI app of the process on one event loop, in a thread it
+starts on the first request with anyio's `start_blocking_portal` (imported by name, so the
+portal patch in `portals` never sees it) and keeps until the process exits. Every request
+reaches the app through `schemathesis.python.asgi._ASGIAdapter.send`: a shallow copy of the
+adapter, with the app tracked, sends it, so the user's client is never modified. The loop
+thread is watched from the test's first request on it (`portals.SyncWatch._adopt`), as a
+`TestClient` entered before the test is.
+
+schemathesis finds the app's lifespan and its state by the app object's id: while the test
+runs, its two look-ups are handed the user's app for the tracked one, so the app keeps one
+lifespan and sees its state. The lifespan task, started by the first request of the
+session, runs as the app's lifespan: noted, never blamed on a request.
+
+A schemathesis whose inside differs from this is not watched, and a test that watched
+nothing says so (`unwatched`): releases before 4.26 call the app through the
+`starlette-testclient` package, each request on a portal of its own.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ..origins import LIFESPAN, current_origin
+from ..tracking import ASGIApp
+
+Patch = Callable[[object, str, object], None]
+
+MODULE = "schemathesis.python.asgi"
+# What `install` patches in MODULE: the adapter's `send`, the lifespan's task, and the
+# two functions that find an app's lifespan by its id.
+_NAMES = ("_ASGIAdapter", "_Lifespan", "_start_lifespan", "_lifespan_state")
+
+UNWATCHED = (
+    "schemathesis's requests were not watched: pytest-noblock knows how schemathesis 4.26 "
+    "and later call the app, and this release differs (`schemathesis.python.asgi` lacks "
+    "{missing})"
+)
+
+
+def unwatched() -> str | None:
+    """Why schemathesis's requests cannot be watched in this process, if they cannot."""
+    asgi = sys.modules.get(MODULE)
+    if asgi is None:
+        return None
+    missing = [name for name in _NAMES if not hasattr(asgi, name)]
+    adapter = getattr(asgi, "_ASGIAdapter", None)
+    if adapter is not None and not callable(vars(adapter).get("send")):
+        missing.append("_ASGIAdapter.send")
+    lifespan = getattr(asgi, "_Lifespan", None)
+    if lifespan is not None and not callable(vars(lifespan).get("_run")):
+        missing.append("_Lifespan._run")
+    return UNWATCHED.format(missing=", ".join(f"`{name}`" for name in missing)) if missing else None
+
+
+def install(patch: Patch, tracked: Callable[[ASGIApp], ASGIApp]) -> None:
+    """For one watched sync test; only when schemathesis has been imported."""
+    asgi = sys.modules.get(MODULE)
+    if asgi is None or unwatched() is not None:
+        return
+    # The tracked app of each user's app sent to in this test, by the tracked one's id;
+    # each value holds the tracked app too, so the id stays its own. Dropped with the
+    # patches when the test ends.
+    originals: dict[int, tuple[ASGIApp, ASGIApp]] = {}
+
+    def user_app(app: Any) -> Any:
+        found = originals.get(id(app))
+        return found[1] if found is not None and found[0] is app else app
+
+    patch(asgi._ASGIAdapter, "send", _tracked_send(asgi._ASGIAdapter.send, tracked, originals))
+    patch(asgi._Lifespan, "_run", _lifespan_origin(asgi._Lifespan._run))
+    patch(asgi, "_start_lifespan", _by_user_app(asgi._start_lifespan, user_app))
+    patch(asgi, "_lifespan_state", _by_user_app(asgi._lifespan_state, user_app))
+
+
+def _tracked_send(
+    original: Callable[..., Any],
+    tracked: Callable[[ASGIApp], ASGIApp],
+    originals: dict[int, tuple[ASGIApp, ASGIApp]],
+) -> Callable[..., Any]:
+    def send(adapter: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # tracebacks show the app, not the plugin
+        # Not `copy.copy`: a requests adapter pickles only its pool settings.
+        twin = object.__new__(type(adapter))
+        twin.__dict__.update(vars(adapter))
+        twin.app = tracked(adapter.app)
+        originals[id(twin.app)] = (twin.app, adapter.app)
+        try:
+            return original(twin, request, *args, **kwargs)
+        finally:
+            del originals[id(twin.app)]
+
+    return send
+
+
+def _by_user_app(original: Callable[[Any], Any], user_app: Callable[[Any], Any]) -> Any:
+    def look_up(app: Any) -> Any:
+        __tracebackhide__ = True
+        return original(user_app(app))
+
+    return look_up
+
+
+def _lifespan_origin(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    async def run(self: Any) -> None:
+        __tracebackhide__ = True
+        token = current_origin.set(LIFESPAN)
+        try:
+            await original(self)
+        finally:
+            current_origin.reset(token)
+
+    return run
