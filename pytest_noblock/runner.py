@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from . import steps, strict, strict_patches, strict_report, strict_wrappers, threadpool, tracking
+from .adapters import sync_test_notes
 from .client import LifespanTransport
 from .holds import Hold
 from .origins import LIFESPAN
@@ -56,7 +57,7 @@ def run_sync_test(item: pytest.Function, settings: Settings) -> Generator[None, 
             raise
     # Under --noblock-all an unmarked test did not ask for a watch: no note for it.
     if item.get_closest_marker(MARKER) is not None:
-        for note in sync_watch.notes():
+        for note in [*sync_watch.notes(), *sync_test_notes(item)]:
             add_note(item, note)
         if settings.strict:
             add_note(item, STRICT_IN_SYNC_TEST)

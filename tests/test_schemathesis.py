@@ -202,6 +202,7 @@ def test_async_test_calling_case_call(project: Project) -> None:
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(BLOCKING_REPORT[:4])
     result.stdout.no_fnmatch_line("*nothing was watched*")
+    result.stdout.fnmatch_lines(["*schemathesis runs this `async def` test on an event loop*"])
 
 
 def test_strict_mode_says_it_does_not_apply(project: Project) -> None:
@@ -213,4 +214,35 @@ def test_strict_mode_says_it_does_not_apply(project: Project) -> None:
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [*BLOCKING_REPORT[:4], "*strict mode watches async tests only: strict=True does nothing*"]
+    )
+
+
+def test_async_test_awaiting_its_own_client_says_its_loop_is_not_watched(
+    project: Project,
+) -> None:
+    """schemathesis runs an `async def` test on a loop no adapter sees: a request the test
+    awaits there (httpx's ASGITransport) is not watched, and the test says so."""
+    project.app(APP)
+    project.tests(
+        SCHEMA
+        + """
+import httpx
+
+@pytest.mark.noblock
+@schema.include(path="/items/{item_id}").parametrize()
+@examples
+async def test_api(case):
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        await client.get(f"/items/{case.path_parameters['item_id']}")
+"""
+    )
+    result = project.run("-rA")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*schemathesis runs this `async def` test on an event loop of its own, which is not "
+            "watched: the requests `case.call()` sends are (on schemathesis's loop thread), "
+            "requests the test awaits itself (httpx's `ASGITransport`) are not"
+        ]
     )

@@ -78,10 +78,20 @@ def client_patches() -> Iterator[ClientPatch]:
 def sync_clients() -> tuple[ModuleType, ...]:
     """Clients a sync test calls, serving the app on a portal's loop: each has
     `install(patch, tracked)`, called when a watched sync test starts, and may have
-    `unwatched()`: why its requests cannot be watched in this process, if they cannot."""
+    `unwatched()`: why its requests cannot be watched in this process, if they cannot, and
+    `test_notes(item)`: what a marked test of its own kind ran that was not watched."""
     from . import schemathesis, starlette_testclient
 
     return (starlette_testclient, schemathesis)
+
+
+def sync_test_notes(item: object) -> list[str]:
+    """What the sync clients say a marked sync test ran unwatched."""
+    notes: list[str] = []
+    for client in sync_clients():
+        if hasattr(client, "test_notes"):
+            notes += client.test_notes(item)
+    return notes
 
 
 def loops() -> tuple[ModuleType, ...]:

@@ -20,6 +20,7 @@ nothing says so (`unwatched`): releases before 4.26 call the app through the
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +40,21 @@ UNWATCHED = (
     "and later call the app, and this release differs (`schemathesis.python.asgi` lacks "
     "{missing})"
 )
+
+
+OWN_LOOP = (
+    "schemathesis runs this `async def` test on an event loop of its own, which is not "
+    "watched: the requests `case.call()` sends are (on schemathesis's loop thread), requests "
+    "the test awaits itself (httpx's `ASGITransport`) are not"
+)
+
+
+def test_notes(test: object) -> list[str]:
+    """What a marked schemathesis test runs unwatched: an `async def` test is run by
+    schemathesis itself, on a loop it makes in the test's thread, which no adapter sees."""
+    if not type(test).__module__.startswith("schemathesis."):
+        return []
+    return [OWN_LOOP] if inspect.iscoroutinefunction(getattr(test, "test_function", None)) else []
 
 
 def unwatched() -> str | None:
