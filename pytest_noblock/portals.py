@@ -113,13 +113,12 @@ class SyncWatch:
                 f"{unwatched} portal loop(s) ran on neither asyncio's own event loop nor trio "
                 "and were not watched"
             )
-        if not self.watched and not unwatched:
+        # A client the test used whose requests could not be watched says why; then
+        # "nothing was watched" would only repeat it.
+        reasons = [getattr(client, "unwatched", lambda: None)() for client in sync_clients()]
+        notes += [reason for reason in reasons if reason is not None]
+        if not self.watched and not notes:
             notes.append(NOTHING_WATCHED)
-            # A client the test may have used, whose requests this plugin cannot watch here.
-            for client in sync_clients():
-                reason = getattr(client, "unwatched", lambda: None)()
-                if reason is not None:
-                    notes.append(reason)
         return notes
 
     def _patch(self, owner: object, name: str, replacement: object) -> None:

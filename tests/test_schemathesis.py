@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+from collections.abc import Iterator
+
 # Imported here, in the outer process, so every in-process pytester run shares one copy of
 # FastAPI and Starlette (a half-imported Starlette left over between runs breaks routing).
 import fastapi  # noqa: F401
 import pytest
 from conftest import Project, line_of
+from schemathesis.python import asgi
+
+
+@pytest.fixture(autouse=True, scope="module")
+def stop_schemathesis_loop() -> Iterator[None]:
+    """schemathesis keeps its loop thread until the process exits (the inner runs share this
+    process): stopped after this module, so later tests that count tasks, threads and
+    sockets see none of it."""
+    yield
+    asgi._shutdown()
+    # schemathesis runs an `async def` test on a loop it sets for the thread and never
+    # closes: closed now, not left to a later test that counts what is left.
+    asyncio.set_event_loop(None)
+    for loop in gc.get_objects():
+        if isinstance(loop, asyncio.AbstractEventLoop) and not loop.is_running():
+            loop.close()
+
 
 APP = """
 import contextlib
@@ -180,15 +201,25 @@ def test_a_release_it_does_not_know_is_said(project: Project) -> None:
         """
     )
     only_blocking = '@schema.include(path="/items/{item_id}").parametrize()'
-    project.tests(PARAMETRIZED.replace("@schema.parametrize()", only_blocking))
+    project.tests(
+        PARAMETRIZED.replace("@schema.parametrize()", only_blocking)
+        + """
+@pytest.mark.noblock
+def test_without_schemathesis():
+    pass
+"""
+    )
     result = project.run()
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
+    # Said of the test that sent requests, not of every test in the process.
+    result.stdout.fnmatch_lines(["test_app.py::test_without_schemathesis: nothing was watched*"])
+    result.stdout.no_fnmatch_line("test_app.py::test_without_schemathesis: schemathesis's*")
+    result.stdout.no_fnmatch_line("test_app.py::test_api: nothing was watched*")
     result.stdout.fnmatch_lines(
         [
-            "*nothing was watched: no event loop ran in this sync test*",
-            "*schemathesis's requests were not watched: pytest-noblock knows how schemathesis "
-            "4.26 and later call the app, and this release differs (`schemathesis.python.asgi` "
-            "lacks `_Lifespan._run`)",
+            "test_app.py::test_api: schemathesis's requests were not watched: pytest-noblock "
+            "knows how schemathesis 4.26 and later call the app, and this release differs "
+            "(`schemathesis.python.asgi` lacks `_Lifespan._run`)",
         ]
     )
 

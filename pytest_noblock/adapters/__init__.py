@@ -78,7 +78,7 @@ def client_patches() -> Iterator[ClientPatch]:
 def sync_clients() -> tuple[ModuleType, ...]:
     """Clients a sync test calls, serving the app on a portal's loop: each has
     `install(patch, tracked)`, called when a watched sync test starts, and may have
-    `unwatched()`: why its requests cannot be watched in this process, if they cannot, and
+    `unwatched()`: why its requests in the test could not be watched, if they could not, and
     `test_notes(item)`: what a marked test of its own kind ran that was not watched."""
     from . import schemathesis, starlette_testclient
 
