@@ -12,9 +12,9 @@ from fastapi import FastAPI
 UPSTREAM_DELAY_SECONDS = 0.2
 
 # One example per framework, each run on its own (`pytest examples/litestar`,
-# `pytest examples/django/`): the demo's `pytest examples/` keeps to the FastAPI,
-# TestClient and trio examples.
-collect_ignore = ["django", "litestar"]
+# `pytest examples/django/`, `pytest examples/schemathesis/`): the demo's
+# `pytest examples/` keeps to the FastAPI, TestClient and trio examples.
+collect_ignore = ["django", "litestar", "schemathesis"]
 
 
 class SlowUpstreamHandler(BaseHTTPRequestHandler):

@@ -34,8 +34,8 @@ from .tracking import ASGIApp, Receive, Scope, Send, TrackedApp
 from .watch import Findings, LoopWatch, watchable_loop
 
 NOTHING_WATCHED = (
-    "nothing was watched: no event loop ran in this sync test (a `TestClient(app)` request "
-    "runs one; other sync code is not watched)"
+    "nothing was watched: no event loop ran in this sync test (a `TestClient(app)` or "
+    "schemathesis `case.call()` request runs one; other sync code is not watched)"
 )
 
 

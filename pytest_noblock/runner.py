@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from . import steps, strict, strict_patches, strict_report, strict_wrappers, threadpool, tracking
+from .adapters import sync_test_notes
 from .client import LifespanTransport
 from .holds import Hold
 from .origins import LIFESPAN
@@ -65,7 +66,7 @@ def run_sync_test(item: pytest.Function, settings: Settings) -> Generator[None, 
             raise
     # Under --noblock-all an unmarked test did not ask for a watch: no note for it.
     if item.get_closest_marker(MARKER) is not None:
-        for note in sync_watch.notes():
+        for note in [*sync_watch.notes(), *sync_test_notes(item)]:
             add_note(item, note)
         if settings.strict:
             add_note(item, STRICT_IN_SYNC_TEST)
@@ -245,9 +246,22 @@ def _gate_records(
     before = item.stash.get(REQUESTS_BEFORE, None)
     requests = tracking.requests_named() - before - 1 if before is not None else 0
     item.stash[RECORD] = make_record(
-        item.nodeid, settings, holds, notes, findings.steps, requests, strict_records
+        test_id(item), settings, holds, notes, findings.steps, requests, strict_records
     )
     return failing
+
+
+def test_id(item: pytest.Item) -> str:
+    """The test's node id, ending in its own name where the id lost it.
+
+    schemathesis 4 makes one test per API operation, named `test_api[GET /items/{id}]`;
+    under pytest 9.2 they all share the node id `...::test_api`, which would make one record
+    of them all.
+    """
+    parent, _, last = item.nodeid.rpartition("::")
+    if parent and last != item.name and item.name.startswith(last + "["):
+        return f"{parent}::{item.name}"
+    return item.nodeid
 
 
 def forget_attempt(item: pytest.Item) -> None:

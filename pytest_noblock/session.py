@@ -276,7 +276,8 @@ class Gate:
         record = getattr(report, REPORT_ATTRIBUTE, None)
         if isinstance(record, dict) and report.when == "call":
             outcome = "failed" if rerun else report.outcome
-            self.records[report.nodeid] = dict(record, outcome=outcome)
+            # Keyed by the record's own test id: some plugins give tests one node id.
+            self.records[str(record.get("nodeid", report.nodeid))] = dict(record, outcome=outcome)
 
     def _tests(self) -> list[Record]:
         return [

@@ -95,10 +95,20 @@ def sync_clients() -> tuple[ModuleType, ...]:
     """Clients a sync test calls, serving the app on a portal's loop: each has
     `install(patch, tracked)`, called when a watched test starts (an async test calls
     some of them too: Litestar's `AsyncTestClient`), and may have `unwatched()`: why its
-    requests in the test could not be watched, if they could not."""
-    from . import django, litestar_testclient, quart, starlette_testclient
+    requests in the test could not be watched, if they could not, and `test_notes(item)`:
+    what a marked test of its own kind ran that was not watched."""
+    from . import django, litestar_testclient, quart, schemathesis, starlette_testclient
 
-    return (starlette_testclient, litestar_testclient, quart, django)
+    return (starlette_testclient, litestar_testclient, schemathesis, quart, django)
+
+
+def sync_test_notes(item: object) -> list[str]:
+    """What the sync clients say a marked test ran unwatched."""
+    notes: list[str] = []
+    for client in sync_clients():
+        if hasattr(client, "test_notes"):
+            notes += client.test_notes(item)
+    return notes
 
 
 def loops() -> tuple[ModuleType, ...]:
