@@ -195,4 +195,6 @@ class GilWatch:
         seen = Observation()
         seen.samples.append(Sample(culprit.stack, late_s))
         start = at - late_s
-        self._clock.keep_other_thread(Segment(start, at, culprit.origin, seen, 0.0, 0.0))
+        # A full collection the worker ran meanwhile is the whole heap's, not its call's.
+        collecting = self._clock.gc.full_overlapping(start, at)
+        self._clock.keep_other_thread(Segment(start, at, culprit.origin, seen, collecting, 0.0))

@@ -6,9 +6,9 @@ was held and by whom, which a probe's lateness cannot: fifty concurrent requests
 each take 1 ms make a probe 50 ms late without any of them holding the loop.
 
 Time the loop thread lost to something other than the code it ran is taken out of a
-segment: waiting for a CPU (threadtime), full garbage collections, and waiting inside
-`Thread.start` for a new thread to run. Young-generation collections stay in: they are set
-off by what the segment itself allocated.
+segment: waiting for a CPU (threadtime), full garbage collections (whichever thread ran
+them), and waiting inside `Thread.start` for a new thread to run. Young-generation
+collections stay in: they are set off by what the segment itself allocated.
 
 Two more boundaries split a step. `httpx.ASGITransport` runs a whole request inside the
 caller's step without ever yielding, so the start and end of each request (see
@@ -153,19 +153,29 @@ class LostTime:
         # A copy: a collection set off while summing appends to the log.
         return sum(seconds for began, seconds in list(self._log) if start <= began < end)
 
+    def overlapping(self, start: float, end: float) -> float:
+        """The parts inside `start`..`end`, for a stretch known only after the fact: one the
+        watchdog dates from when it should have woken, after the stretch already began."""
+        return sum(
+            max(min(end, began + seconds) - max(start, began), 0.0)
+            for began, seconds in list(self._log)
+        )
+
 
 # The oldest generation: a collection of it walks everything the process holds.
 FULL_COLLECTION = 2
 
 
 class GarbageCollectorTime:
-    """The time the loop thread spends in garbage collections, by when each began.
+    """The time garbage collections take from the loop thread, by when each began.
 
     Full collections are `lost`: taken out of the segment they land in, less the time the
-    thread waited for a CPU meanwhile (that wait is taken out already). Young ones are
-    `young`: counted, and shown in the report's timing line. Only collections run by the
-    loop thread count: one run by another thread while the loop thread sleeps in a
-    blocking call takes nothing from the loop.
+    loop thread waited for a CPU meanwhile (that wait is taken out already). One run by
+    another thread counts too: it keeps the GIL from start to end, so a loop thread waiting
+    on that thread (a local stub server answering `requests.get`) waits for all of it, and
+    one coming back from a blocking call waits for the GIL until it ends. Young collections
+    run by the loop thread are `young`: counted, and shown in the report's timing line;
+    another thread's are its own allocations' doing, and brief.
     """
 
     def __init__(self, thread_ident: int, usage: ThreadUsage) -> None:
@@ -175,7 +185,7 @@ class GarbageCollectorTime:
         self._thread_ident = thread_ident
         self._started: float | None = None
         self._full = False
-        # The thread's CPU wait so far when the running full collection began.
+        # The loop thread's CPU wait so far when the running full collection began.
         self._waited_before: float | None = None
 
     def __call__(
@@ -186,12 +196,16 @@ class GarbageCollectorTime:
         _get_ident: Callable[[], int] = threading.get_ident,
     ) -> None:
         if phase == "start":
-            if _get_ident() == self._thread_ident:
+            full = info.get("generation", FULL_COLLECTION) >= FULL_COLLECTION
+            own = _get_ident() == self._thread_ident
+            if full or own:
                 self._started = _now()
-                self._full = info.get("generation", FULL_COLLECTION) >= FULL_COLLECTION
+                self._full = full
                 # Young collections run by the thousand: only the rare full one pays for
-                # reading the thread's usage.
-                usage = self._usage.read() if self._full else None
+                # reading the loop thread's usage. Not in another thread's: the read lets
+                # the GIL go, and the watchdog would look before the collection is logged;
+                # the loop thread, stopped meanwhile, waits for no CPU.
+                usage = self._usage.read() if full and own else None
                 self._waited_before = usage.waiting_s if usage is not None else None
         elif self._started is not None:
             took = _now() - self._started
@@ -203,6 +217,13 @@ class GarbageCollectorTime:
                     took -= max(usage.waiting_s - self._waited_before, 0.0)
                 self.lost.add(self._started, max(took, 0.0))
             self._started = None
+
+    def full_overlapping(self, start: float, end: float) -> float:
+        """Full collections' time inside `start`..`end`, the one running now included: the
+        watchdog can look in the middle of one (the finalizers it runs let the GIL go)."""
+        started, full = self._started, self._full
+        running = max(end - max(start, started), 0.0) if started is not None and full else 0.0
+        return self.lost.overlapping(start, end) + running
 
     def install(self) -> None:
         gc.callbacks.append(self)
@@ -290,9 +311,13 @@ class StepClock:
             self.dropped += 1
 
     def keep_other_thread(self, segment: Segment) -> None:
-        """A worker thread's stretch with the GIL: its request's hold, not the loop's."""
+        """A worker thread's stretch with the GIL: its request's hold, not the loop's.
+
+        Only its held part is the loop's wait for a worker: a full collection in it is
+        taken out of the loop's segments already.
+        """
         segment.in_worker_thread = True
-        self.workers_kept_gil.add(segment.start, segment.wall_s)
+        self.workers_kept_gil.add(segment.start, segment.held_s)
         if len(self.kept) < self.MAX_KEPT:
             self.kept.append(segment)
         else:

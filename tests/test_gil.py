@@ -134,3 +134,46 @@ def test_every_hold_is_named_at_its_line_when_the_worker_ends_first(project: Pro
     assert sum(1 for text in result.stdout.lines if fnmatch(text, headline)) == 12, (
         result.stdout.str()
     )
+
+
+def test_a_full_collection_in_a_worker_thread_is_not_its_requests_hold(project: Project) -> None:
+    # The worker's full collection keeps the GIL as long as `json.dumps(BIG)` does, yet it
+    # walks the whole heap (in a test run, the whole suite's): not the call's cost, and not
+    # counted when the loop thread runs one either. The heap grows until one collection
+    # clearly outlasts the budget.
+    app = """
+        import gc
+        import time
+        from fastapi import FastAPI
+
+        app = FastAPI()
+        HEAP = []
+
+
+        def full_collection_s():
+            start = time.perf_counter()
+            gc.collect()
+            return time.perf_counter() - start
+
+
+        while full_collection_s() < 0.15 and len(HEAP) < 16_000_000:
+            HEAP.extend([] for _ in range(500_000))
+
+
+        @app.get("/collect")
+        def collect():
+            gc.collect()
+            return {}
+        """
+    project.app(app)
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_collect(noblock_client):
+            assert (await noblock_client.get("/collect")).status_code == 200
+        """
+    )
+    result = project.run_subprocess()
+    result.assert_outcomes(passed=1)

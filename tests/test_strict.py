@@ -977,3 +977,88 @@ def test_allowlist_entries_as_users_write_them_match(
     result = run_strict(project, source, tests)
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*matched no call*")
+
+
+# A local stub whose handler thread runs a full garbage collection while the app waits for
+# its answer, over a heap grown until one collection clearly outlasts the budget: what the
+# demo's fast stub met when the collector's threshold came due in its thread (the heap, as
+# in any test run, is the whole suite's).
+FULL_COLLECTION_STUB_CONFTEST = """
+
+import gc
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HEAP = []
+
+
+def full_collection_s():
+    start = time.perf_counter()
+    gc.collect()
+    return time.perf_counter() - start
+
+
+class Stub(BaseHTTPRequestHandler):
+    def do_GET(self):
+        gc.collect()
+        body = b"{}"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture
+def stub(monkeypatch):
+    while full_collection_s() < 0.15 and len(HEAP) < 16_000_000:
+        HEAP.extend([] for _ in range(500_000))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    host, port = server.server_address[:2]
+    monkeypatch.setenv("STUB_URL", f"http://{host}:{port}")
+    yield
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+"""
+
+
+def test_a_full_collection_in_the_stubs_thread_is_not_a_hold(project: Project) -> None:
+    source = endpoint(
+        "import os\nimport requests",
+        'data = requests.get(os.environ["STUB_URL"], timeout=5).json()',
+    )
+    project.app(source)
+    project.pytester.makeconftest(APP_CONFTEST + FULL_COLLECTION_STUB_CONFTEST)
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_plain(noblock_client, stub):
+            assert (await noblock_client.get("/call")).status_code == 200
+
+        @pytest.mark.noblock(strict=True)
+        async def test_strict(noblock_client, stub):
+            assert (await noblock_client.get("/call")).status_code == 200
+        """
+    )
+    result = project.run_subprocess("--noblock-report=report.json")
+    result.assert_outcomes(passed=1, failed=1)
+    call_line = line_of(source, "requests.get(")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_strict*",
+            "noblock strict: GET /call called requests.api.get on the event loop "
+            f"at app.py:{call_line}",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*held the event loop*")
+    report = json.loads((project.pytester.path / "report.json").read_text())
+    assert [test["holds"] for test in report["tests"]] == [[], []]
+    assert len(report["tests"][1]["strict_findings"]) == 1
