@@ -116,9 +116,10 @@ def run_async_test(
         # Under --noblock-all an unmarked test did not ask for a watch: no note for it.
         marked = item.get_closest_marker(MARKER) is not None
         if not watch.started:
-            # It ran a loop the plugin cannot time: counted in the summary either way, and
-            # told in a note when the test asked for a watch.
-            item.stash[UNWATCHED] = LOOP_NOT_WATCHED
+            # It ran a loop the plugin cannot time: told in a note when the test asked for
+            # a watch, and counted in the summary when no portal loop was watched either.
+            if not portals.watched:
+                item.stash[UNWATCHED] = LOOP_NOT_WATCHED
             if marked:
                 add_note(item, LOOP_NOT_WATCHED)
         if marked:
