@@ -164,7 +164,7 @@ def test_html_parsing_is_named_as_such(project: Project) -> None:
         from fastapi import FastAPI
 
         app = FastAPI()
-        PAGE = "".join(f"<div class='r{n}'><a href='/x/{n}'>row {n}</a></div>" for n in range(1500))
+        PAGE = "".join(f"<div class='r{n}'><a href='/x/{n}'>row {n}</a></div>" for n in range(6000))
 
         @app.get("/call")
         async def call():
