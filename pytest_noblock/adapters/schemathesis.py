@@ -26,8 +26,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from ..origins import LIFESPAN, current_origin
 from ..tracking import ASGIApp
+from .starlette_testclient import lifespan_origin
 
 Patch = Callable[[object, str, object], None]
 
@@ -106,7 +106,7 @@ def install(patch: Patch, tracked: Callable[[ASGIApp], ASGIApp]) -> None:
         return found[1] if found is not None and found[0] is app else app
 
     patch(asgi._ASGIAdapter, "send", _tracked_send(asgi._ASGIAdapter.send, tracked, originals))
-    patch(asgi._Lifespan, "_run", _lifespan_origin(asgi._Lifespan._run))
+    patch(asgi._Lifespan, "_run", lifespan_origin(asgi._Lifespan._run))
     patch(asgi, "_start_lifespan", _by_user_app(asgi._start_lifespan, user_app))
     patch(asgi, "_lifespan_state", _by_user_app(asgi._lifespan_state, user_app))
 
@@ -147,15 +147,3 @@ def _by_user_app(original: Callable[[Any], Any], user_app: Callable[[Any], Any])
         return original(user_app(app))
 
     return look_up
-
-
-def _lifespan_origin(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    async def run(self: Any) -> None:
-        __tracebackhide__ = True
-        token = current_origin.set(LIFESPAN)
-        try:
-            await original(self)
-        finally:
-            current_origin.reset(token)
-
-    return run
