@@ -121,8 +121,8 @@ import starlette.testclient
 
 import app as app_module
 from app import app
-from pytest_noblock import strict_patches
-from pytest_noblock.strict_standins import StandIn
+from pytest_noblock.strict import patches as strict_patches
+from pytest_noblock.strict.standins import StandIn
 
 PLUGIN_DIR = str(Path(strict_patches.__file__).parent)
 HERE = Path(__file__).parent
@@ -676,7 +676,7 @@ def _check_report(root: Path, expected: dict[str, tuple[str, int, bool]]) -> lis
     try:
         import jsonschema
 
-        from pytest_noblock.session import load_schema
+        from pytest_noblock.reporting.gate import load_schema
 
         jsonschema.validate(report, load_schema())
     except ImportError:

@@ -20,7 +20,7 @@ from .client import (
     load_app,
 )
 from .client import make_client as _make_client
-from .session import REPORT_ATTRIBUTE, UNWATCHED_ATTRIBUTE, Gate, add_session_options
+from .reporting.gate import REPORT_ATTRIBUTE, UNWATCHED_ATTRIBUTE, Gate, add_session_options
 from .settings import MARKER_HELP, add_options, default_settings, settings_for
 from .watchdog import prepare_cpu_alarm, release_cpu_alarm
 

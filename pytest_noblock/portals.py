@@ -26,10 +26,11 @@ from typing import Any
 
 import anyio.from_thread
 
-from . import steps, strict_wrappers, threadpool
+from . import steps, threadpool
 from .adapters import sync_clients
 from .patching import Swap
 from .settings import Settings
+from .strict import wrappers as strict_wrappers
 from .tracking import ASGIApp, Receive, Scope, Send, TrackedApp
 from .watch import Findings, LoopWatch, watchable_loop
 

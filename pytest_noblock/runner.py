@@ -13,16 +13,19 @@ from typing import Any
 
 import pytest
 
-from . import steps, strict, strict_patches, strict_report, strict_wrappers, threadpool, tracking
+from . import steps, strict, threadpool, tracking
 from .adapters import sync_test_notes
 from .client import LifespanTransport
 from .holds import Hold
 from .origins import LIFESPAN
 from .portals import SyncWatch
-from .records import hold_record, make_record, strict_record
-from .report import failure_text, note_for
-from .session import Gate
+from .reporting.failure import failure_text, note_for
+from .reporting.gate import Gate
+from .reporting.records import hold_record, make_record, strict_record
 from .settings import MARKER, Settings
+from .strict import patches as strict_patches
+from .strict import report as strict_report
+from .strict import wrappers as strict_wrappers
 from .watch import Findings, LoopWatch, wrap_test
 
 SETTINGS = pytest.StashKey[Settings]()

@@ -285,7 +285,7 @@ def test_json_report_has_one_record_per_watched_test(project: Project) -> None:
 
 def test_json_report_matches_the_shipped_schema(project: Project) -> None:
     jsonschema = pytest.importorskip("jsonschema")
-    from pytest_noblock.session import load_schema
+    from pytest_noblock.reporting.gate import load_schema
 
     gate_project(
         project,
@@ -313,7 +313,7 @@ async def test_slow_and_wrong(noblock_client):
 
 def test_json_report_carries_strict_findings(project: Project) -> None:
     jsonschema = pytest.importorskip("jsonschema")
-    from pytest_noblock.session import load_schema
+    from pytest_noblock.reporting.gate import load_schema
 
     project.app(
         """

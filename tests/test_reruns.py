@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 from conftest import SLOW_AND_FAST_APP, Project
 
-from pytest_noblock.session import load_schema
+from pytest_noblock.reporting.gate import load_schema
 
 
 def assert_outcomes(result: pytest.RunResult, **expected: int) -> None:

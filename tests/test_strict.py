@@ -26,7 +26,7 @@ import requests  # noqa: F401
 import trustme
 from conftest import APP_CONFTEST, Project, line_of
 
-from pytest_noblock import strict_wrappers
+from pytest_noblock.strict import wrappers as strict_wrappers
 
 SOURCE_INDENT = " " * 16
 

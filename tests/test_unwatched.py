@@ -15,7 +15,7 @@ import fastapi  # noqa: F401
 import jsonschema
 from conftest import SLOW_AND_FAST_APP, Project
 
-from pytest_noblock.session import load_schema
+from pytest_noblock.reporting.gate import load_schema
 
 WATCHED_AND_NOT = """
     import pytest

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .hints import Hint
-from .holds import Hold
-from .origins import LIFESPAN
-from .stacks import CallSite, FrameRecord, display_path
+from ..hints import Hint
+from ..holds import Hold
+from ..origins import LIFESPAN
+from ..stacks import CallSite, FrameRecord, display_path
 
 SHOWN_HOLDS = 3
 SHOWN_APP_FRAMES = 6

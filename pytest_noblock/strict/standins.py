@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any, SupportsIndex, cast
 
-from .strict_wrappers import Blocks, always, set_attribute, set_item, wrap
+from .wrappers import Blocks, always, set_attribute, set_item, wrap
 
 # How far below the app's module globals its objects' attributes are looked at.
 DEPTH = 2
@@ -155,7 +155,7 @@ _FILE_STAND_INS: dict[type, type[StandIn]] = {
 
 
 # sqlite3's Connection and Cursor are C types too: a connection opened while strict mode
-# runs is made of subclasses that report their calls (see `strict_patches`), and one opened
+# runs is made of subclasses that report their calls (see `strict.patches`), and one opened
 # before gets a stand-in that hands out the same reporting cursors.
 # Made once per `sqlite3.Connection` type (a fresh import of sqlite3 makes new types).
 _sqlite_classes: dict[type, tuple[type, type, type[StandIn]]] = {}
@@ -231,7 +231,7 @@ def sqlite_types(sqlite3: ModuleType) -> tuple[type, type, type[StandIn]]:
 
 def swap_in(modules: Iterable[ModuleType]) -> None:
     """Stand-ins for the blocking objects the app's modules hold (see the top), until
-    `strict_wrappers.uninstall`."""
+    `wrappers.uninstall`."""
     modules = list(modules)
     walk = _Walk({module.__name__ for module in modules})
     for module in modules:

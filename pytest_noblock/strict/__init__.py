@@ -4,14 +4,13 @@ A test suite fakes the slow things: the external API is a local stub that answer
 2 ms, the database a small SQLite file. A timing budget never sees `requests.get(...)`
 inside `async def` there, yet in production the same line holds the loop for seconds.
 So while a strict test body runs, the known blocking functions are wrapped
-(`strict_patches`, `strict_standins`), and every call made on the loop thread by code
+(`strict.patches`, `strict.standins`), and every call made on the loop thread by code
 serving a request is recorded here, whatever it lasted; then judged against the allowlist.
-The report text is `strict_report`'s.
+The report text is `strict.report`'s.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -22,11 +21,10 @@ from typing import Any
 
 import pytest
 
-from .origins import Request, current_origin
-from .stacks import PLUGIN_DIR, FrameRecord, Stack, capture, without_plugin
+from ..origins import Request, current_origin
+from ..stacks import PLUGIN_DIR, FrameRecord, Stack, capture, without_plugin
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_CUT_FILES = (os.path.join(_HERE, "tracking.py"), os.path.join(_HERE, "steps.py"))
+_CUT_FILES = (PLUGIN_DIR + "tracking.py", PLUGIN_DIR + "steps.py")
 
 # Frames of these modules make calls the user cannot act on: the import system reads
 # files, traceback formatting reads sources, FastAPI inspects an endpoint's source the

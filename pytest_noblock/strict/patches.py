@@ -2,24 +2,23 @@
 
 Each is wrapped where it lives (`time.sleep` in `time`, `Session.request` on its class),
 and where the app or a library bound an alias to it before the test (`from time import
-sleep`); the objects the app made before the test get stand-ins (`strict_standins`).
-Everything is put back when the test body ends (`strict_wrappers.uninstall`).
+sleep`); the objects the app made before the test get stand-ins (`strict.standins`).
+Everything is put back when the test body ends (`strict.wrappers.uninstall`).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from types import ModuleType
 from typing import Any
 
-from .origins import Request, current_origin
-from .stacks import is_library_file
-from .strict import Recorder, is_noise_module
-from .strict_standins import blocking_acquire, sqlite_types, swap_in
-from .strict_wrappers import (
+from ..origins import Request, current_origin
+from ..stacks import PLUGIN_DIR, is_library_file
+from . import Recorder, is_noise_module
+from .standins import blocking_acquire, sqlite_types, swap_in
+from .wrappers import (
     Blocks,
     activate,
     always,
@@ -29,8 +28,6 @@ from .strict_wrappers import (
     uninstall,
     wrap,
 )
-
-_HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _blocking_socket(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
@@ -201,7 +198,7 @@ def _is_app_module(module: ModuleType) -> bool:
     return (
         isinstance(filename, str)
         and not is_library_file(filename)
-        and not filename.startswith(_HERE + os.sep)
+        and not filename.startswith(PLUGIN_DIR)
     )
 
 
@@ -222,7 +219,7 @@ def _library_aliases_in(
     filename = getattr(module, "__file__", None)
     if not isinstance(filename, str) or not filename.endswith(".py") or is_noise_module(name):
         return ()
-    if filename.startswith(_HERE + os.sep):
+    if filename.startswith(PLUGIN_DIR):
         return ()
     namespace = vars(module)
     # At C speed first: almost no library binds one.

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
+from ..settings import Settings, ini_flag
+from .failure import milliseconds
 from .records import BaselineKey, Record, baseline_key, entry_key
-from .report import milliseconds
-from .settings import Settings, ini_flag
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = Path(__file__).with_name("report.schema.json")

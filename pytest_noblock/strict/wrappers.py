@@ -18,8 +18,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from .patching import Swap
-from .strict import Recorder
+from ..patching import Swap
+from . import Recorder
 
 Blocks = Callable[[tuple[Any, ...], dict[str, Any]], bool]
 """Whether this call, with these arguments, can wait (a lock taken with `blocking=False` cannot)."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .holds import Hold
-from .origins import LIFESPAN, TEST_CODE
-from .settings import Settings
-from .stacks import CallSite, FrameRecord, display_path, locate_call
-from .strict import Finding
+from ..holds import Hold
+from ..origins import LIFESPAN, TEST_CODE
+from ..settings import Settings
+from ..stacks import CallSite, FrameRecord, display_path, locate_call
+from ..strict import Finding
 
 Record = dict[str, Any]
 BaselineKey = tuple[str | None, str | None, str | None]
@@ -86,7 +86,7 @@ def baseline_key(hold: Record) -> BaselineKey:
 
 
 def entry_key(entry: Record) -> BaselineKey:
-    """The key of a baseline file's entry (see `session`), matched against `baseline_key`."""
+    """The key of a baseline file's entry (see `gate`), matched against `baseline_key`."""
     return (entry.get("function"), entry.get("source"), entry.get("handler"))
 
 

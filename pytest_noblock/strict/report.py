@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .hints import hint_for
-from .report import advice_lines, call_lines, field_line
-from .stacks import display_path, library_modules, locate_call
-from .strict import Finding
+from ..hints import hint_for
+from ..reporting.failure import advice_lines, call_lines, field_line
+from ..stacks import display_path, library_modules, locate_call
+from . import Finding
 
 
 def _milliseconds(seconds: float) -> str:
