@@ -89,7 +89,9 @@ def _analyse(segment: Segment, budget_s: float) -> Hold:
         phase = found[1] if found is not None else None
         deeper = site.deeper
         call_site = locate_call(site.frame, deeper[0] if deeper else None)
-        if deeper:
+        # Where the call ended up inside libraries; an app frame there (a comprehension's
+        # own frame on 3.11, on the very line shown) is in the app stack already.
+        if deeper and deeper[-1].is_library:
             landed = deeper[-1]
         hint = (
             KEPT_THE_GIL

@@ -346,3 +346,33 @@ def test_time_spread_over_many_templates_and_gzip_is_named_at_the_line_that_led_
             ]
         )
         assert_plugin_never_named(result)
+
+
+def test_a_hold_in_a_comprehension_does_not_land_on_its_own_line(project: Project) -> None:
+    # On 3.11 a comprehension runs in a frame of its own, on the same line: "landed in"
+    # would name the line the report just showed. It names library code or nothing.
+    project.app(
+        """
+        from fastapi import FastAPI
+
+        app = FastAPI()
+
+        @app.get("/squares")
+        async def squares():
+            total = sum([n * n for n in range(6_000_000)])
+            return {"total": total}
+        """
+    )
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_squares(noblock_client):
+            assert (await noblock_client.get("/squares")).status_code == 200
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["  call      app.py:7 in squares"])
+    result.stdout.no_fnmatch_line("*landed in*")
