@@ -145,10 +145,13 @@ def framework_for(packages: Collection[str]) -> Framework:
     return NO_FRAMEWORK
 
 
+# Read for every hold and stack sample a report looks at; the tables never change.
+@functools.cache
 def all_phases() -> tuple[FrameRule, ...]:
     return tuple(dict.fromkeys(rule for each in frameworks() for rule in each.phases))
 
 
+@functools.cache
 def all_one_time_work() -> tuple[FrameRule, ...]:
     return tuple(dict.fromkeys(rule for each in frameworks() for rule in each.one_time_work))
 
