@@ -34,6 +34,11 @@ _STEPS_FILE = os.path.join(_HERE, "steps.py")
 # Below the first level, a line is followed only while it holds more than this share of
 # the time of the line above it.
 MOST = 0.5
+# Samples with an app frame are walked on their own when they hold at least this share of
+# the hold. A request whose time splits between the app's loop and the framework
+# serializing its response was named at whichever part came out heavier in this run, and
+# a baseline of unchanged code broke; the app's code is also what the user can change.
+APP_SHARE = 1 / 4
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,7 @@ def choose(samples: Sequence[Sample], frameworks: Collection[str]) -> Site | Non
             walked.append(_Walked(part, spawned, weight, _path(part, frameworks)))
     if not walked:
         return None
-    group, depth = _walk(walked)
+    group, depth = _walk(_app_first(walked))
     # The heaviest sample that shows where the site's call went, if any does: a sample
     # caught on the site's own line (between two calls) says less about it.
     deeper = [entry for entry in group if depth and entry.path[depth - 1] < len(entry.stack) - 1]
@@ -100,6 +105,15 @@ def choose(samples: Sequence[Sample], frameworks: Collection[str]) -> Site | Non
     previous = chosen.path[depth - 2] if depth >= 2 else -1
     above = tuple(frame for frame in chosen.stack[previous + 1 : index] if frame.is_library)
     return Site(chosen.stack, index, chosen.spawned, weighed, beneath, above)
+
+
+def _app_first(walked: list[_Walked]) -> list[_Walked]:
+    """The samples that ran the app's own code, if they hold a good share of the time."""
+    own = [entry for entry in walked if any(not frame.is_library for frame in entry.stack)]
+    total = sum(entry.weight for entry in walked)
+    if own and sum(entry.weight for entry in own) >= total * APP_SHARE:
+        return own
+    return walked
 
 
 def _walk(walked: list[_Walked]) -> tuple[list[_Walked], int]:
