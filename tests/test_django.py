@@ -400,8 +400,9 @@ def test_sync_client_says_its_requests_were_not_watched(project: Project) -> Non
         [
             "*= noblock notes =*",
             "test_app.py::test_sync_client: 3 request(s) to async views through Django's sync "
-            "`Client` were not watched: Django runs each through `async_to_sync`, on a new "
-            "event loop in another thread; use `AsyncClient` in an async test to watch them",
+            "`Client` were not watched (neither timed nor, in strict mode, checked for known "
+            "blocking calls): Django runs each through `async_to_sync`, on a new event loop in "
+            "another thread; use `AsyncClient` in an async test to watch them",
             "test_app.py::test_sync_view_only: nothing was watched: no event loop ran in this "
             "sync test*",
         ]
