@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import gc
 from collections.abc import Iterator
 
 # Imported here, in the outer process, so every in-process pytester run shares one copy of
 # FastAPI and Starlette (a half-imported Starlette left over between runs breaks routing).
 import fastapi  # noqa: F401
 import pytest
-from conftest import Project, line_of
-from schemathesis.python import asgi
+
+# Imported in the outer process too: the inner runs share one schemathesis, whose loop
+# thread `stop_schemathesis_loop` stops.
+import schemathesis.python.asgi  # noqa: F401
+from conftest import Project, line_of, stop_schemathesis_loop
 
 
 @pytest.fixture(autouse=True, scope="module")
-def stop_schemathesis_loop() -> Iterator[None]:
-    """schemathesis keeps its loop thread until the process exits (the inner runs share this
-    process): stopped after this module, so later tests that count tasks, threads and
-    sockets see none of it."""
+def schemathesis_loop_stopped_after() -> Iterator[None]:
     yield
-    asgi._shutdown()
-    # schemathesis runs an `async def` test on a loop it sets for the thread and never
-    # closes: closed now, not left to a later test that counts what is left.
-    asyncio.set_event_loop(None)
-    for loop in gc.get_objects():
-        if isinstance(loop, asyncio.AbstractEventLoop) and not loop.is_running():
-            loop.close()
+    stop_schemathesis_loop()
 
 
 APP = """

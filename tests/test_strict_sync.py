@@ -8,18 +8,23 @@ code serving a request are findings, reported as in an async test.
 
 from __future__ import annotations
 
-import asyncio
-import gc
+import contextlib
 import textwrap
 from collections.abc import Iterator
 
 # Imported here, in the outer process, so every in-process pytester run shares one copy of
-# FastAPI, Starlette and Litestar (see test_cleanup.py).
+# FastAPI and Starlette (see test_cleanup.py), and of schemathesis, whose loop thread
+# `stop_schemathesis_loop` stops.
 import fastapi  # noqa: F401
 import pytest
-from conftest import Project, line_of
+import schemathesis.python.asgi  # noqa: F401
+from conftest import Project, line_of, stop_schemathesis_loop
 
 from pytest_noblock.strict import wrappers as strict_wrappers
+
+# Litestar too, where it installs (its tests skip, saying why, where it does not).
+with contextlib.suppress(ImportError):
+    import litestar.testing  # noqa: F401
 
 # A budget no fast call reaches even on a loaded machine: these tests look at strict
 # findings only, and a call that also ran past the budget would be reported as a hold.
@@ -307,6 +312,7 @@ def test_without_a_block(path):
 
 @pytest.mark.parametrize("strict", [True, False])
 def test_a_sync_litestar_testclient_test(project: Project, strict: bool) -> None:
+    pytest.importorskip("litestar", reason="Litestar does not install on this Python")
     project.app(LITESTAR_APP)
     project.tests(LITESTAR_TESTS.replace("STRICT", f"strict={strict}, budget_ms=10_000"))
     result = project.run()
@@ -339,16 +345,9 @@ def test_a_sync_litestar_testclient_test(project: Project, strict: bool) -> None
 
 
 @pytest.fixture
-def stop_schemathesis_loop() -> Iterator[None]:
-    """schemathesis keeps its loop thread until the process exits (the inner runs share this
-    process): stopped after the test, as tests/test_schemathesis.py does."""
+def schemathesis_loop_stopped_after() -> Iterator[None]:
     yield
-    asgi = pytest.importorskip("schemathesis.python.asgi")
-    asgi._shutdown()
-    asyncio.set_event_loop(None)
-    for loop in gc.get_objects():
-        if isinstance(loop, asyncio.AbstractEventLoop) and not loop.is_running():
-            loop.close()
+    stop_schemathesis_loop()
 
 
 SCHEMATHESIS_APP = """
@@ -385,10 +384,9 @@ def test_api(case):
 """
 
 
-@pytest.mark.usefixtures("stop_schemathesis_loop")
+@pytest.mark.usefixtures("schemathesis_loop_stopped_after")
 @pytest.mark.parametrize("strict", [True, False])
 def test_schemathesis_case_call(project: Project, strict: bool) -> None:
-    pytest.importorskip("schemathesis")
     project.app(SCHEMATHESIS_APP)
     project.tests(SCHEMATHESIS_TESTS.replace("STRICT", f"strict={strict}, budget_ms=10_000"))
     result = project.run()
