@@ -9,7 +9,8 @@ timing each case's blocking call alone (its true hold); (2) every clean case `--
 times per tool at a 20 ms budget while a second process burns the other core; (3) the
 marker's overhead. Then one table, on the console and in RESULTS.md. After them, in
 sections of their own: the strict group (fast blocking calls) and the drivers group (the
-same phases with the app driven by TestClient and on trio), and the cost of `--noblock-all`
+same phases with the app driven by TestClient, on trio and uvloop, by schemathesis,
+Litestar, Django and Quart), and the cost of `--noblock-all`
 on a generated suite of 1000 small tests.
 """
 
@@ -79,7 +80,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--drivers",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="run the drivers group (TestClient and trio cases); default: on unless --cases is "
+        help="run the drivers group (TestClient, trio, uvloop, schemathesis, Litestar, Django, "
+        "Quart cases); default: on unless --cases is "
         "given (naming a drivers case runs it)",
     )
     parser.add_argument(

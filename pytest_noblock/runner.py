@@ -49,35 +49,38 @@ LOOP_NOT_WATCHED = (
     "(asyncio's own, uvloop and trio are timed)"
 )
 
-STRICT_IN_SYNC_TEST = (
-    "strict mode watches async tests only: strict=True does nothing in a sync test "
-    "(its TestClient requests are timed against the budget)"
-)
-
 
 def run_sync_test(item: pytest.Function, settings: Settings) -> Generator[None, object, object]:
-    """A sync test: the loops watched are the ones its TestClient starts in portal threads."""
+    """A sync test: the loops watched are the ones its TestClient starts in portal threads.
+
+    In strict mode the known blocking calls are wrapped for the test body; what the app
+    calls on those portals' loops is recorded (the test's own thread runs no loop).
+    """
     item.stash[REQUESTS_BEFORE] = tracking.requests_named()
+    recorder = strict.Recorder((*settings.allow, *settings.ini_allow)) if settings.strict else None
     with SyncWatch(settings) as sync_watch:
         try:
+            if recorder is not None:
+                strict_patches.install(recorder, this_thread=False)
             outcome = yield
         except BaseException:
             sync_watch.stop()
+            strict_wrappers.uninstall()
             waits = threadpool.take()
             if sync_watch.watched:
-                _record(item, sync_watch.findings(), None, waits, failed_already=True)
+                _record(item, sync_watch.findings(), recorder, waits, failed_already=True)
             raise
+        finally:
+            strict_wrappers.uninstall()
     # Under --noblock-all an unmarked test did not ask for a watch: no note for it.
     if item.get_closest_marker(MARKER) is not None:
         for note in [*sync_watch.notes(), *sync_test_notes(item)]:
             add_note(item, note)
-        if settings.strict:
-            add_note(item, STRICT_IN_SYNC_TEST)
         if not sync_watch.watched:
             item.stash[UNWATCHED] = " ".join(sync_watch.notes())
     waits = threadpool.take()
     if sync_watch.watched:
-        _fail_on_holds(item, sync_watch.findings(), None, waits)
+        _fail_on_holds(item, sync_watch.findings(), recorder, waits)
     return outcome
 
 

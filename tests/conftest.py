@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
+import os
+import subprocess
+import sys
 import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -140,6 +146,46 @@ def project(pytester: pytest.Pytester, request: pytest.FixtureRequest) -> Projec
     if loop == "uvloop":
         pytest.importorskip("uvloop", reason="uvloop does not install on this Python")
     return Project(pytester, loop)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_example(path: str) -> pytest.RunResult:
+    """`pytest <path>` from the project root, as examples/README.md tells users to run it:
+    in a process of its own, outside the suite's settings (`PYTEST_*`), 200 columns wide."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    env["COLUMNS"] = "200"
+    start = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", path, "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return pytest.RunResult(
+        completed.returncode,
+        completed.stdout.splitlines(),
+        completed.stderr.splitlines(),
+        time.monotonic() - start,
+    )
+
+
+def stop_schemathesis_loop() -> None:
+    """schemathesis keeps its loop thread until the process exits (the inner runs share this
+    process): stopped, so later tests that count tasks, threads and sockets see none of it."""
+    from schemathesis.python import asgi
+
+    asgi._shutdown()
+    # schemathesis runs an `async def` test on a loop it sets for the thread and never
+    # closes: closed now, not left to a later test that counts what is left.
+    asyncio.set_event_loop(None)
+    for loop in gc.get_objects():
+        if isinstance(loop, asyncio.AbstractEventLoop) and not loop.is_running():
+            loop.close()
 
 
 def line_of(source: str, needle: str) -> int:

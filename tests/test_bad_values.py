@@ -125,43 +125,6 @@ def test_a_bad_ini_boolean_names_its_option(
     )
 
 
-def test_strict_on_a_sync_testclient_test_says_it_does_nothing(project: Project) -> None:
-    project.app(
-        """
-        import time
-        from fastapi import FastAPI
-
-        app = FastAPI()
-
-        @app.get("/nap")
-        async def nap():
-            time.sleep(0.001)
-            return {}
-        """
-    )
-    project.tests(
-        """
-        import pytest
-        from fastapi.testclient import TestClient
-
-        from app import app
-
-        @pytest.mark.noblock(strict=True)
-        def test_sync():
-            assert TestClient(app).get("/nap").status_code == 200
-        """
-    )
-    result = project.run()
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*= noblock notes =*",
-            "test_app.py::test_sync: strict mode watches async tests only: strict=True does "
-            "nothing in a sync test (its TestClient requests are timed against the budget)",
-        ]
-    )
-
-
 # --- the app ---------------------------------------------------------------------------------
 
 

@@ -2,8 +2,8 @@
 
 This checks the harness (corpus loader, generated tests, verdict parsing), not timings: the
 blocking case must be caught at its labelled line, the clean case must stay clean; and the
-drivers group generates runnable TestClient and trio tests; the suite-cost phase's generated
-suite passes with and without `--noblock-all`.
+drivers group generates runnable TestClient, trio and Litestar TestClient tests; the
+suite-cost phase's generated suite passes with and without `--noblock-all`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ APP = ROOT / "benchmarks" / "corpus" / "apps" / "fastapi_handlers.py"
 DRIVERS_APP = ROOT / "benchmarks" / "corpus" / "drivers" / "apps.py"
 TESTCLIENT = "testclient_sleep"
 TRIO = "trio_sleep"
+LITESTAR_APP = ROOT / "benchmarks" / "corpus" / "drivers" / "litestar_app.py"
+LITESTAR = "litestar_sleep"
 WARMUP_APP = ROOT / "benchmarks" / "corpus" / "apps" / "warmup.py"
 WARMUP = "clean_warmup_jinja_compile"
 RECURRING = "jinja_environment_per_request"
@@ -119,23 +121,33 @@ def test_harness_runs_the_strict_group(tmp_path: Path) -> None:
         assert not any(run["blocked"] or run["problem"] for run in runs), runs
 
 
-def test_harness_runs_a_testclient_and_a_trio_case(tmp_path: Path) -> None:
-    """The drivers group: a sync TestClient test and an anyio test on trio, each caught."""
+def test_harness_runs_a_testclient_a_trio_and_a_litestar_case(tmp_path: Path) -> None:
+    """The drivers group: a sync TestClient test, an anyio test on trio and a sync test with
+    Litestar's TestClient, each caught."""
     results, stdout = run_harness(
-        tmp_path, "--cases", f"{TESTCLIENT},{TRIO}", "--drivers-repeat", "1"
+        tmp_path, "--cases", f"{TESTCLIENT},{TRIO},{LITESTAR}", "--drivers-repeat", "1"
     )
     assert results["tools"]["noblock"]["totals"]["blocking"] == 0  # the asyncio table is apart
     drivers = results["drivers"]
     [line] = labelled_lines(DRIVERS_APP, TESTCLIENT)
     assert labelled_lines(DRIVERS_APP, TRIO) == [line]
-    for case in (TESTCLIENT, TRIO):
-        assert drivers["labels"][case] == f"corpus/drivers/apps.py:{line}"
+    [litestar_line] = labelled_lines(LITESTAR_APP, LITESTAR)
+    labels = {
+        TESTCLIENT: f"corpus/drivers/apps.py:{line}",
+        TRIO: f"corpus/drivers/apps.py:{line}",
+        LITESTAR: f"corpus/drivers/litestar_app.py:{litestar_line}",
+    }
+    for case, label in labels.items():
+        assert drivers["labels"][case] == label
         caught = drivers["noblock"]["blocking"][case]
         assert caught["problem"] is None, caught
         assert caught["blocked"] is True, caught
         assert caught["exact"] is True, caught
     assert "| TestClient (sync test) | pytest-noblock | 1/1 (100%) | 1/1 (100%) |" in stdout
     assert "| trio (anyio plugin) | pytest-noblock | 1/1 (100%) | 1/1 (100%) |" in stdout
+    assert (
+        "| Litestar `TestClient` (sync test) | pytest-noblock | 1/1 (100%) | 1/1 (100%) |" in stdout
+    )
 
 
 def test_harness_times_a_generated_suite_with_and_without_noblock_all(tmp_path: Path) -> None:

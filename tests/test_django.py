@@ -6,13 +6,10 @@ its URL resolver keeps the URL conf module it first imported.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import Project, line_of
+from conftest import Project, line_of, run_example
 
 pytest.importorskip("django", reason="Django is in the test extra: pip install -e .[test]")
 
@@ -400,8 +397,9 @@ def test_sync_client_says_its_requests_were_not_watched(project: Project) -> Non
         [
             "*= noblock notes =*",
             "test_app.py::test_sync_client: 3 request(s) to async views through Django's sync "
-            "`Client` were not watched: Django runs each through `async_to_sync`, on a new "
-            "event loop in another thread; use `AsyncClient` in an async test to watch them",
+            "`Client` were not watched (neither timed nor, in strict mode, checked for known "
+            "blocking calls): Django runs each through `async_to_sync`, on a new event loop in "
+            "another thread; use `AsyncClient` in an async test to watch them",
             "test_app.py::test_sync_view_only: nothing was watched: no event loop ran in this "
             "sync test*",
         ]
@@ -486,18 +484,7 @@ def test_a_project_without_django_never_imports_it(project: Project) -> None:
 def test_the_django_example_runs_on_its_own() -> None:
     """`pytest examples/django/` as examples/README.md tells users (not in the demo's count)."""
     root = Path(__file__).resolve().parent.parent
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
-    env["COLUMNS"] = "200"
-    completed = subprocess.run(
-        [sys.executable, "-m", "pytest", "examples/django/", "-p", "no:cacheprovider"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    result = pytest.RunResult(completed.returncode, completed.stdout.splitlines(), [], 0)
+    result = run_example("examples/django/")
     result.assert_outcomes(failed=2, passed=1)
     line = line_of((root / "examples" / "django" / "app.py").read_text(), "pbkdf2_hmac")
     for test in ("test_signed_invoice", "test_signed_invoice_asgi"):

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import run_example
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES_APP = ROOT / "examples" / "app.py"
@@ -21,24 +18,7 @@ SOURCE_INDENT = " " * 16
 @pytest.fixture(scope="module")
 def examples_run() -> pytest.RunResult:
     """`pytest examples/` from the project root, as the README tells users to run it."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
-    env["COLUMNS"] = "200"
-    start = time.monotonic()
-    completed = subprocess.run(
-        [sys.executable, "-m", "pytest", "examples/", "-p", "no:cacheprovider"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return pytest.RunResult(
-        completed.returncode,
-        completed.stdout.splitlines(),
-        completed.stderr.splitlines(),
-        time.monotonic() - start,
-    )
+    return run_example("examples/")
 
 
 def call_in(function: str, callee: str, path: Path = EXAMPLES_APP) -> ast.Call:

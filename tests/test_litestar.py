@@ -8,9 +8,6 @@ own, whichever test calls them.
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +17,7 @@ import pytest
 # Litestar (a half-imported package left over between runs breaks its routing).
 pytest.importorskip("litestar", reason="Litestar does not install on this Python")
 import litestar.testing  # noqa: F401
-from conftest import Project, line_of
+from conftest import Project, line_of, run_example
 from test_examples import call_in
 
 
@@ -489,20 +486,7 @@ def test_strict_mode_on_the_async_test_clients_portal(project: Project) -> None:
 def test_the_example_runs_on_its_own() -> None:
     # Not part of `pytest examples/` (the demo's count): run as its README says.
     root = Path(__file__).resolve().parent.parent
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
-    env["COLUMNS"] = "200"
-    completed = subprocess.run(
-        [sys.executable, "-m", "pytest", "examples/litestar", "-p", "no:cacheprovider"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    result = pytest.RunResult(
-        completed.returncode, completed.stdout.splitlines(), completed.stderr.splitlines(), 0.0
-    )
+    result = run_example("examples/litestar")
     result.assert_outcomes(failed=1, passed=2)
     line = call_in("slow_book", "time.sleep", root / "examples" / "litestar" / "app.py").lineno
     result.stdout.fnmatch_lines(

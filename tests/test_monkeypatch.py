@@ -124,7 +124,7 @@ async def test_async_patched_in_a_fixture(patched_before, noblock_client):
     assert (await noblock_client.get("/ping")).status_code == 200
 
 
-@pytest.mark.noblock
+@pytest.mark.noblock(strict=True, allow=["threading.Lock"])
 def test_sync(monkeypatch):
     PATCH
     with TestClient(app) as client:

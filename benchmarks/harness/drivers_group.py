@@ -1,4 +1,4 @@
-"""The drivers group: the app driven by `TestClient` (a sync test) and on trio (corpus.drivers).
+"""The drivers group: the app driven by each client and loop of `corpus.drivers`.
 
 Same phases as the timing benchmark: blocking cases once per tool at the detection budget
 (pytest-noblock's run also timing each case's blocking call alone), clean cases `repeat`
@@ -9,13 +9,13 @@ report says why. Totals are kept per driver, apart from the asyncio table.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from corpus import Case
+from corpus.drivers import DRIVERS, missing_drivers
 
 from harness import project, tools
 from harness.report import (
@@ -30,7 +30,15 @@ from harness.scoring import Probe, ToolScore, durations, read_probes, totals
 
 # Runs of each clean case the false-alarm rule asks for (the timing benchmark's default).
 FALSE_ALARM_RUNS = 20
-TITLES = {"testclient": "TestClient (sync test)", "trio": "trio (anyio plugin)"}
+TITLES = {
+    "testclient": "TestClient (sync test)",
+    "trio": "trio (anyio plugin)",
+    "uvloop": "uvloop (pytest-asyncio)",
+    "schemathesis": "schemathesis `case.call()` (sync test)",
+    "litestar": "Litestar `TestClient` (sync test)",
+    "django": "Django `AsyncClient`",
+    "quart": "Quart `test_client()`",
+}
 
 
 @dataclass
@@ -72,13 +80,13 @@ def run(
     scratch: Path,
     log: Callable[[str], None],
 ) -> DriversGroup:
-    if importlib.util.find_spec("trio") is None and any(c.driver == "trio" for c in cases):
-        log("  trio is not installed: trio cases skipped (benchmarks/requirements.txt)")
-        cases = [case for case in cases if case.driver != "trio"]
+    for driver in missing_drivers():
+        package = DRIVERS[driver]
+        log(f"  {package} is not installed: {driver} cases skipped (benchmarks/requirements.txt)")
     scores = [ToolScore(tool, installed(tool)) for tool in chosen]
     group = DriversGroup(list(cases), scores, repeat, detect_budget_ms, clean_budget_ms, burner_on)
     log(
-        f"drivers group (TestClient, trio): {len(group.blocking())} blocking cases at "
+        f"drivers group ({', '.join(group.drivers)}): {len(group.blocking())} blocking cases at "
         f"{detect_budget_ms:g} ms, {len(group.clean())} clean x {repeat} at {clean_budget_ms:g} ms"
     )
     probes_file = workdir / "drivers-probes.jsonl"
@@ -112,7 +120,7 @@ def run(
         if not score.installed:
             log(f"  {score.tool.title} is not installed: skipped")
         elif not runnable(score, group.cases):
-            log(f"  {score.tool.title} cannot run TestClient or trio tests: n/a")
+            log(f"  {score.tool.title} cannot run any of these drivers: n/a")
     for score in active:
         cases_here = runnable(score, group.blocking())
         if cases_here:
@@ -167,8 +175,10 @@ def totals_rows(group: DriversGroup) -> list[list[str]]:
 HOW = (
     (
         "noblock",
-        "- pytest-noblock: the same marker; a TestClient test needs nothing else (the plugin "
-        "watches every portal loop the marked test starts), a trio test uses `noblock_client`.",
+        "- pytest-noblock: the same marker; a TestClient, Litestar `TestClient` or "
+        "schemathesis test needs nothing else (the plugin watches the portal loops the marked "
+        "test's requests run on), a trio or uvloop test uses `noblock_client`, a Django or "
+        "Quart test its framework's own client.",
     ),
     (
         "pyleak",
@@ -193,21 +203,27 @@ HEADER = ["driver", "tool", "detection", "exact site", "false alarms (clean test
 
 
 def console(group: DriversGroup) -> str:
-    return "\n".join(["drivers group (TestClient, trio):", *_table(HEADER, totals_rows(group))])
+    title = f"drivers group ({', '.join(group.drivers)}):"
+    return "\n".join([title, *_table(HEADER, totals_rows(group))])
 
 
 def markdown(group: DriversGroup) -> str:
     titles = [score.tool.title for score in group.scores]
     out = [
-        "## Drivers group: TestClient and trio",
+        "## Drivers group: TestClient, trio, uvloop, schemathesis, Litestar, Django, Quart",
         "",
         "The same kinds of blocking and clean cases (`benchmarks/corpus/drivers`), with the app "
-        "driven the two other ways pytest-noblock supports: a sync test "
+        "driven the other ways pytest-noblock supports: a sync test "
         "`with TestClient(app) as client: client.get(...)` (two cases build a bare "
         "`TestClient(app)` instead: a portal and a loop per request), where the app runs on a "
-        "loop in TestClient's portal thread; and an `async def` test on trio through anyio's "
+        "loop in TestClient's portal thread; an `async def` test on trio through anyio's "
         'plugin (`@pytest.mark.anyio`, `anyio_backend` = `"trio"`) with the tool\'s '
-        "`httpx.AsyncClient` over `ASGITransport`. The apps use anyio only. "
+        "`httpx.AsyncClient` over `ASGITransport`; the same test on pytest-asyncio with "
+        "uvloop's `EventLoopPolicy` (`event_loop_policy` fixture); a sync test calling "
+        "schemathesis's `case.call()` (`from_asgi`: the app runs on schemathesis's loop "
+        "thread); a sync test with Litestar's `TestClient`; an `async def` test with Django's "
+        "`AsyncClient` (async views); an `async def` test with Quart's `app.test_client()`. "
+        "The FastAPI app uses anyio only. "
         f"Blocking cases run once per tool at a {group.detect_budget_ms:g} ms budget; clean "
         f"cases {group.repeat} times per tool at a {group.clean_budget_ms:g} ms budget, "
         + (
@@ -290,8 +306,9 @@ def _durations(group: DriversGroup) -> list[str]:
         "### Duration: reported hold vs true hold (pytest-noblock)",
         "",
         "Measured as for the asyncio cases: against the longest loop step in place where the "
-        "loop is asyncio's (TestClient's portal loop), else (trio) against the blocking call "
-        "alone, right after its test.",
+        "loop is asyncio's (TestClient's and Litestar's portal loops, schemathesis's loop "
+        "thread, Django's and Quart's test loops), else (trio, uvloop) against the blocking "
+        "call alone, right after its test.",
         "",
         *duration_table(found),
         "",

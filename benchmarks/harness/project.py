@@ -29,8 +29,9 @@ junit_family = xunit2
 """
 
 
-# The drivers group (corpus.drivers) runs anyio's trio tests next to sync TestClient tests:
-# pytest-asyncio must leave `async def` tests to the plugin whose marker they carry.
+# The drivers group (corpus.drivers) runs anyio's trio tests next to sync TestClient tests
+# and pytest-asyncio's: pytest-asyncio must leave `async def` tests to the plugin whose
+# marker they carry.
 DRIVERS_INI = INI.replace("asyncio_mode = auto", "asyncio_mode = strict")
 
 TRIO_BACKEND = """@pytest.fixture
@@ -40,52 +41,90 @@ def anyio_backend():
 
 """
 
+UVLOOP_POLICY = """@pytest.fixture(scope="module")
+def event_loop_policy():
+    return uvloop.EventLoopPolicy()
+
+
+"""
+
+
+@dataclass(frozen=True)
+class Driver:
+    """How a driver's test is written: its imports, whether it is sync, what it is marked
+    with, the fixtures beside it, and the block a sync test's body runs in (`client`)."""
+
+    imports: str
+    sync: bool = False
+    mark: str | None = None
+    fixtures: str = ""
+    client_block: str | None = None
+
+
+DRIVERS = {
+    "asyncio": Driver(""),
+    "testclient": Driver(
+        "from fastapi.testclient import TestClient\n",
+        sync=True,
+        client_block="with TestClient(app) as client:",
+    ),
+    "trio": Driver("import anyio\n", mark="@pytest.mark.anyio", fixtures=TRIO_BACKEND),
+    "uvloop": Driver(
+        "import anyio\nimport uvloop\n", mark="@pytest.mark.asyncio", fixtures=UVLOOP_POLICY
+    ),
+    "schemathesis": Driver("import schemathesis\n", sync=True),
+    "litestar": Driver(
+        "from litestar.testing import TestClient\n",
+        sync=True,
+        client_block="with TestClient(app) as client:",
+    ),
+    "django": Driver("from django.test import AsyncClient\n", mark="@pytest.mark.asyncio"),
+    "quart": Driver("", mark="@pytest.mark.asyncio"),
+}
+
 
 def test_module(tool: Tool, case: Case, budget_ms: float, repeat: int) -> str:
     """The source of one generated test module for one case.
 
     An "asyncio" case (all of `corpus.apps`) is an `async def` test with the tool's client;
-    a "trio" case is the same test marked `anyio` with `anyio_backend` returning "trio"; a
-    "testclient" case is a sync test whose body runs inside `with TestClient(app) as client:`
-    (or builds its own client, with `own_client`). An `app_factory` case's app fixture
-    builds a fresh app for each test.
+    the drivers group's are written as `DRIVERS` says: a "trio" case is the same test marked
+    `anyio` with `anyio_backend` returning "trio", a "uvloop" one the same test on
+    pytest-asyncio with uvloop's `event_loop_policy`; a sync case ("testclient", "litestar")
+    runs its body inside `with TestClient(app) as client:` (unless it builds its own client,
+    with `own_client`, as the Django, Quart and schemathesis cases all do). An `app_factory`
+    case's app fixture builds a fresh app for each test.
     """
     name, _, attr = f"{case.module}:{case.app_attr}".partition(":")
+    driver = DRIVERS[case.driver]
     marker = tool.marker(budget_ms)
     decorators = [marker] if marker else []
-    sync = case.driver == "testclient"
     params = []
-    if not case.own_client and not sync:
+    if not case.own_client and not driver.sync:
         params.append(tool.client_fixture)
-    if case.driver == "trio":
-        decorators.insert(0, "@pytest.mark.anyio")
+    if driver.mark:
+        decorators.insert(0, driver.mark)
     if repeat > 1:
         decorators.append(f'@pytest.mark.parametrize("rep", range({repeat}))')
         params.append("rep")
-    if sync:
+    if driver.sync:
         body = case.body
-        if not case.own_client:
-            body = "with TestClient(app) as client:\n" + textwrap.indent(body, "    ")
+        if not case.own_client and driver.client_block:
+            body = driver.client_block + "\n" + textwrap.indent(body, "    ")
     else:
         body = ("" if case.own_client else f"client = {tool.client_fixture}\n") + case.body
     body = textwrap.indent(body, "    ")
     kind = "blocking" if case.blocking else "clean"
     built = "app()" if case.app_factory else "app"
-    imports = "import asyncio\nimport time\n\nimport httpx\nimport pytest\n"
-    if case.driver != "asyncio":
-        imports = (
-            "import asyncio\nimport time\n\nimport anyio\nimport httpx\nimport pytest\n"
-            "from fastapi.testclient import TestClient\n"
-        )
+    imports = "import asyncio\nimport time\n\nimport httpx\nimport pytest\n" + driver.imports
     return (
         f'"""Case {case.name} ({kind}): {case.kind} in {case.where}."""\n\n'
         f"{imports}\n"
         f"from corpus import work\nfrom {name} import {attr} as app\n\n"
         f"CASE_NAME = {case.name!r}\n\n\n"
         f"@pytest.fixture\ndef {tool.app_fixture}():\n    return {built}\n\n\n"
-        + (TRIO_BACKEND if case.driver == "trio" else "")
+        + driver.fixtures
         + "".join(line + "\n" for line in decorators)
-        + f"{'def' if sync else 'async def'} test_{case.name}({', '.join(params)}):\n{body}"
+        + f"{'def' if driver.sync else 'async def'} test_{case.name}({', '.join(params)}):\n{body}"
     )
 
 

@@ -383,6 +383,14 @@ CANNOT_RUN: dict[tuple[str, str], str] = {
         "its `no_leaks` marker watches the event loop in `async def` tests only; on a sync "
         "test it checks threads and nothing else (run anyway, it passes every blocking case)"
     ),
+    ("pyleak", "litestar"): (
+        "as with TestClient: its `no_leaks` marker watches the event loop in `async def` tests "
+        "only, and Litestar's `TestClient` test is sync (its loop runs in a portal thread)"
+    ),
+    ("pyleak", "schemathesis"): (
+        "as with TestClient: its `no_leaks` marker watches the event loop in `async def` tests "
+        "only, and a `case.call()` test is sync (the app runs on schemathesis's loop thread)"
+    ),
     ("blockbuster", "trio"): (
         "its wrappers act only when `asyncio.get_running_loop()` finds a loop in the calling "
         "thread, and a trio run has none (run anyway, it passes every blocking case)"
@@ -390,6 +398,14 @@ CANNOT_RUN: dict[tuple[str, str], str] = {
     ("loopguard", "testclient"): (
         "its `no_blocking` marker does nothing on a sync test (it warns: there is no event "
         "loop to monitor); TestClient's loop in the portal thread is not watched"
+    ),
+    ("loopguard", "litestar"): (
+        "as with TestClient: its `no_blocking` marker does nothing on a sync test; Litestar's "
+        "`TestClient` loop in the portal thread is not watched"
+    ),
+    ("loopguard", "schemathesis"): (
+        "as with TestClient: its `no_blocking` marker does nothing on a sync test; "
+        "schemathesis's loop thread is not watched"
     ),
     ("loopguard", "trio"): (
         "its detector is an asyncio task (`asyncio.create_task`): on trio every marked test "

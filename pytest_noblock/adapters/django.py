@@ -13,8 +13,8 @@ through `httpx.ASGITransport` (`noblock_client`) or Starlette's `TestClient` is 
 those clients' adapters like any ASGI app.
 
 The sync `django.test.Client` runs an async view through asgiref's `async_to_sync`, on a
-new event loop in another thread for each request: those requests are not watched, and a
-test that makes them is told so.
+new event loop in another thread for each request: those requests are not watched (strict
+mode does not reach them either), and a test that makes them is told so.
 """
 
 from __future__ import annotations
@@ -175,6 +175,7 @@ def unwatched() -> str | None:
         return None
     return (
         f"{_sync_requests} request(s) to async views through Django's sync `Client` were not "
-        "watched: Django runs each through `async_to_sync`, on a new event loop in another "
-        "thread; use `AsyncClient` in an async test to watch them"
+        "watched (neither timed nor, in strict mode, checked for known blocking calls): "
+        "Django runs each through `async_to_sync`, on a new event loop in another thread; "
+        "use `AsyncClient` in an async test to watch them"
     )

@@ -140,8 +140,10 @@ _LABELS = {
 }
 
 
-def install(recorder: Recorder) -> None:
-    """Wrap the known blocking calls, their aliases, the app's objects. On the loop thread."""
+def install(recorder: Recorder, *, this_thread: bool = True) -> None:
+    """Wrap the known blocking calls, their aliases, the app's objects. On the loop thread,
+    or (`this_thread` false) on a sync test's thread: then only the portal loops it starts
+    record."""
     uninstall()
     wrappers: dict[int, tuple[object, object]] = {}
     for module_name, class_name, names, blocks in _TARGETS:
@@ -162,7 +164,7 @@ def install(recorder: Recorder) -> None:
                 entry = wrappers[id(original)] = (original, wrapper)
             set_attribute(owner, name, original, entry[1])
     _patch_aliases(wrappers)
-    activate(recorder)
+    activate(recorder, this_thread=this_thread)
 
 
 def _patch_aliases(wrappers: dict[int, tuple[object, object]]) -> None:

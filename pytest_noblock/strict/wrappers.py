@@ -32,10 +32,13 @@ def always(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
 _active: Recorder | None = None
 
 
-def activate(recorder: Recorder) -> None:
-    """Calls on this thread are recorded from now on, until `uninstall`."""
+def activate(recorder: Recorder, *, this_thread: bool = True) -> None:
+    """Calls on this thread (unless `this_thread` is false: a sync test's own thread runs
+    no loop) and on the portal loops that start recording (`record_here_too`) are recorded
+    from now on, until `uninstall`."""
     global _active
-    recorder.idents.add(threading.get_ident())
+    if this_thread:
+        recorder.idents.add(threading.get_ident())
     _active = recorder
 
 

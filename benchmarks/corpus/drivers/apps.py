@@ -1,4 +1,5 @@
-"""One FastAPI app (and one with a blocking middleware), driven by TestClient and on trio.
+"""One FastAPI app (and one with a blocking middleware), driven by TestClient, on trio, on
+uvloop (pytest-asyncio) and by schemathesis's `case.call()`.
 
 Only anyio and plain blocking calls here, nothing asyncio-only: the same routes serve the
 `testclient_*` cases (a sync test, the app on a loop in TestClient's portal thread) and the
@@ -37,22 +38,22 @@ app = FastAPI()
 
 @app.get("/sleep")
 async def sleep() -> dict[str, Any]:
-    time.sleep(work.SLEEP_S)  # BLOCKS: testclient_sleep, testclient_bare_sleep, trio_sleep
+    time.sleep(work.SLEEP_S)  # BLOCKS: testclient_sleep, testclient_bare_sleep, trio_sleep, uvloop_sleep, schemathesis_sleep  # noqa: E501  # fmt: skip
     return {"slept": work.SLEEP_S}
 
 
 @app.get("/requests")
 async def with_requests() -> dict[str, Any]:
     url = work.slow_url()
-    upstream = requests.get(url, timeout=5)  # BLOCKS: testclient_requests, trio_requests
+    upstream = requests.get(url, timeout=5)  # BLOCKS: testclient_requests, trio_requests, uvloop_requests, schemathesis_requests  # noqa: E501  # fmt: skip
     return {"upstream": upstream.json()}
 
 
 @app.get("/cpu-loop")
 async def cpu_loop() -> dict[str, Any]:
     total = 0
-    for i in range(work.CPU_LOOP_N):  # BLOCKS: testclient_cpu_loop, trio_cpu_loop
-        total += i * i % 7  # BLOCKS: testclient_cpu_loop, trio_cpu_loop
+    for i in range(work.CPU_LOOP_N):  # BLOCKS: testclient_cpu_loop, trio_cpu_loop, uvloop_cpu_loop
+        total += i * i % 7  # BLOCKS: testclient_cpu_loop, trio_cpu_loop, uvloop_cpu_loop
     return {"total": total}
 
 
@@ -206,12 +207,23 @@ async with httpx.AsyncClient(transport=transport, base_url="http://local") as ow
 
 TC = "testclient"
 TRIO = "trio"
+UV = "uvloop"
+ST = "schemathesis"
 H = "handler"
 MW = "@app.middleware"
 DEP = "async dependency"
 T = "def endpoint (thread pool)"
 TD = "def dependency (thread pool)"
 SQL = "sqlite3"
+
+
+def case_call(path: str) -> str:
+    """A schemathesis case's body: the operation's `case.call()`, as a sync test makes it."""
+    return (
+        'schema = schemathesis.openapi.from_asgi("/openapi.json", app)\n'
+        f'r = schema["{path}"]["GET"].Case().call()\n'
+        "assert r.status_code == 200, r.text\n"
+    )
 
 
 def _sleep() -> None:
@@ -354,5 +366,61 @@ CASES = [
         own_client=True,
         requests=5,
         driver=TRIO,
+    ),
+    # uvloop: an `async def` test on pytest-asyncio with uvloop's `event_loop_policy`
+    Case("uvloop_sleep", True, "time.sleep", H, get("/sleep"), _sleep, driver=UV),
+    Case("uvloop_requests", True, "requests", H, get("/requests"), probe_requests, driver=UV),
+    Case(
+        "uvloop_cpu_loop", True, "pure-Python CPU", H, get("/cpu-loop"), probe_cpu_loop, driver=UV
+    ),
+    Case("clean_uvloop_small", False, "quick request", H, get("/small"), driver=UV),
+    Case("clean_uvloop_def_sleep", False, "time.sleep", T, get("/def-sleep"), driver=UV),
+    Case(
+        "clean_uvloop_concurrent",
+        False,
+        "100 quick requests",
+        "concurrent (task group)",
+        CONCURRENT,
+        requests=100,
+        driver=UV,
+    ),
+    # schemathesis: a sync test calling `case.call()` (the app on schemathesis's loop thread)
+    Case(
+        "schemathesis_sleep",
+        True,
+        "time.sleep",
+        H,
+        case_call("/sleep"),
+        _sleep,
+        own_client=True,
+        driver=ST,
+    ),
+    Case(
+        "schemathesis_requests",
+        True,
+        "requests",
+        H,
+        case_call("/requests"),
+        probe_requests,
+        own_client=True,
+        driver=ST,
+    ),
+    Case(
+        "clean_schemathesis_small",
+        False,
+        "quick request",
+        H,
+        case_call("/small"),
+        own_client=True,
+        driver=ST,
+    ),
+    Case(
+        "clean_schemathesis_def_sleep",
+        False,
+        "time.sleep",
+        T,
+        case_call("/def-sleep"),
+        own_client=True,
+        driver=ST,
     ),
 ]
