@@ -184,13 +184,16 @@ class GilWatch:
             return
         # Of this loop's busy workers, the one that ran most. On a loaded machine the one
         # keeping the GIL may itself wait for a CPU meanwhile: no share of the stretch is
-        # asked of it, only that it ran more than the others.
+        # asked of it, only that it ran for longer than a hold lasts. One that did not
+        # kept nothing: the whole process was stopped (a busy VM host, SIGSTOP) while it
+        # waited, and every thread woke up late.
         ident = max(mine, key=lambda ident: used.get(ident, 0.0))
         culprit = mine[ident]
-        if not culprit.stack:
+        ran = used.get(ident)
+        if not culprit.stack or (ran is not None and ran < self._shortest_s):
             return
         # A call that already ended is held to more: it ran most of the stretch itself.
-        if culprit.ended is not None and used.get(ident, 0.0) < late_s * RUNNING_SHARE:
+        if culprit.ended is not None and (ran or 0.0) < late_s * RUNNING_SHARE:
             return
         seen = Observation()
         seen.samples.append(Sample(culprit.stack, late_s))

@@ -177,3 +177,41 @@ def test_a_full_collection_in_a_worker_thread_is_not_its_requests_hold(project: 
     )
     result = project.run_subprocess()
     result.assert_outcomes(passed=1)
+
+
+def test_a_machine_stall_while_a_worker_waits_is_not_a_gil_hold(project: Project) -> None:
+    # The whole process stopped for 300 ms (SIGSTOP, as a busy VM host or a debugger does)
+    # while a `def` endpoint slept in its worker thread: the watchdog woke up late, but the
+    # worker had not run, so it had kept no GIL. (A Prefect test failed so under load.)
+    project.app(
+        """
+        import os
+        import subprocess
+        import time
+
+        from fastapi import FastAPI
+
+        app = FastAPI()
+
+        @app.get("/wait")
+        def wait():
+            pid = os.getpid()
+            stall = f"sleep 0.1; kill -STOP {pid}; sleep 0.3; kill -CONT {pid}"
+            subprocess.Popen(["sh", "-c", stall])
+            time.sleep(0.6)
+            return {}
+        """
+    )
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_wait(noblock_client):
+            assert (await noblock_client.get("/wait")).status_code == 200
+        """
+    )
+    # In a process of its own: the stall stops every thread of the process it is sent to.
+    result = project.run_subprocess()
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*keeping the GIL*")
