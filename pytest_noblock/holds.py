@@ -100,8 +100,12 @@ def _analyse(segment: Segment, budget_s: float) -> Hold:
                 origin.framework if isinstance(origin, Request) else NO_FRAMEWORK
             )
         )
-        if isinstance(origin, Request) and origin.first_on_route:
+        if isinstance(origin, Request):
             warm_up = warmup.classify(site.weighed, held, budget_s)
+            # Concurrent first requests are all first; later ones only once per work.
+            first = warm_up is not None and warmup.first_time(origin, warm_up)
+            if not (first or origin.first_on_route):
+                warm_up = None
     return Hold(
         origin=origin,
         held_s=held,

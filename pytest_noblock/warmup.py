@@ -9,8 +9,10 @@ test, where it reads as a hold no user can fix.
 A hold is warm-up on two pieces of evidence, both needed:
 
 - it happened on the first request this app instance served on this route (requests that
-  started before the route's first request finished count as first too), so a cost that
-  comes back on the route's later requests fails as usual;
+  started before the route's first request finished count as first too), or it is the
+  first time this route of this app did that kind of one-time work in a hold (its first
+  request took another branch: a 403 that rendered no template), so a cost that comes
+  back on the route's later requests fails as usual;
 - most of its time went to one-time work, by what its samples were running: take that time
   out and the rest fits the budget. A `time.sleep` on a first request is still a hold.
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 import itertools
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .adapters import all_one_time_work
 from .origins import Request
@@ -80,42 +82,71 @@ def classify(weighed: Sequence[tuple[Stack, float]], held_s: float, budget_s: fl
     return max(per_work, key=per_work.__getitem__)
 
 
-# The routes each live app instance has served, by id(app): (a weak reference to the
-# app, {route: the sequence number at which the route's first request finished}).
-_served: dict[int, tuple[weakref.ref[Any], dict[tuple[Any, ...], int]]] = {}
+class _Served(NamedTuple):
+    app: weakref.ref[Any]
+    # {route: the sequence number at which the route's first request finished}
+    routes: dict[tuple[Any, ...], int]
+    # (route, one-time work) a hold of the route was found to be
+    warmed_up: set[tuple[tuple[Any, ...], str]]
+
+
+# What each live app instance has served, by id(app).
+_served: dict[int, _Served] = {}
 sequence: Callable[[], int] = itertools.count().__next__
 """Numbers requests' starts and ends in one order, safe from any thread."""
 
 
 def finished(request: Request) -> None:
     """At the end of each tracked request: was it among its route's first on this app?"""
+    entry = _entry(request)
+    if entry is not None:
+        first_finished = entry.routes.setdefault(_route(request), sequence())
+        request.first_on_route = request.started < first_finished
+
+
+def first_time(request: Request, work: str) -> bool:
+    """Whether a hold of this request's route doing `work` is the route's first on its app;
+    the next one is not."""
+    entry = _entry(request)
+    if entry is None:
+        return False
+    done = (_route(request), work)
+    if done in entry.warmed_up:
+        return False
+    entry.warmed_up.add(done)
+    return True
+
+
+def _entry(request: Request) -> _Served | None:
     app = request.served_app()
     if app is None:
-        return
+        return None
     key = id(app)
     entry = _served.get(key)
-    if entry is None or entry[0]() is not app:
+    if entry is None or entry.app() is not app:
         try:
             reference = weakref.ref(app, _forget(key))
         except TypeError:
-            return  # an app that cannot be referenced weakly is never said to warm up
-        entry = _served[key] = (reference, {})
+            return None  # an app that cannot be referenced weakly is never said to warm up
+        entry = _served[key] = _Served(reference, {}, set())
+    return entry
+
+
+def _route(request: Request) -> tuple[Any, ...]:
     scope = request.scope
     # Starlette's router writes its route into the scope; other frameworks' adapters name
     # the endpoint.
-    route = (
+    return (
         scope.get("type"),
         scope.get("method"),
         id(scope.get("route") or scope.get("endpoint") or request.endpoint),
     )
-    first_finished = entry[1].setdefault(route, sequence())
-    request.first_on_route = request.started < first_finished
 
 
 def _forget(key: int) -> Callable[[weakref.ref[Any]], None]:
     def forget(reference: weakref.ref[Any]) -> None:
         entry = _served.get(key)
-        if entry is not None and entry[0] is reference:
+        if entry is not None and entry.app is reference:
             del _served[key]
 
     return forget

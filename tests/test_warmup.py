@@ -26,7 +26,7 @@ PAGE = "".join(
 
 APP_FACTORY = """
     import jinja2
-    from fastapi import FastAPI
+    from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import HTMLResponse
 
     class User:
@@ -40,6 +40,13 @@ APP_FACTORY = """
         @app.get("/page", response_class=HTMLResponse)
         async def page():
             return env.get_template("page.html").render(user=User)
+
+        @app.get("/guarded", response_class=HTMLResponse)
+        async def guarded(request: Request):
+            if "token" not in request.headers:
+                raise HTTPException(403)
+            page = "page.html"
+            return env.get_template(page).render(user=User)
 
         @app.get("/rebuilt", response_class=HTMLResponse)
         async def rebuilt():
@@ -276,5 +283,33 @@ def test_an_import_that_fails_the_test_says_to_import_at_start_up(project: Proje
         [
             "  why       importing a module while serving a request",
             "  instead   import it at the top of its module, so that it loads when the app starts",
+        ]
+    )
+
+
+def test_a_routes_first_render_on_a_later_request_is_warm_up(project: Project) -> None:
+    # The route's first request was refused before any template was rendered; the
+    # second compiled the page (starlette-admin's access tests do so).
+    write_project(
+        project,
+        FRESH_APP_CONFTEST,
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_guarded(noblock_client):
+            assert (await noblock_client.get("/guarded")).status_code == 403
+            headers = {"token": "t"}
+            assert (await noblock_client.get("/guarded", headers=headers)).status_code == 200
+            assert (await noblock_client.get("/guarded", headers=headers)).status_code == 200
+        """,
+    )
+    result = project.run_subprocess()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "test_app.py::test_guarded: warm-up: GET /guarded held the event loop for * ms at "
+            "app.py:*: compiling a template, the first time this app's route did it; "
+            "not counted (count it with @pytest.mark.noblock(count_warmup=True))"
         ]
     )

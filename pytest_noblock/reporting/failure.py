@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from ..hints import Hint
 from ..holds import Hold
-from ..origins import LIFESPAN
+from ..origins import LIFESPAN, Request
 from ..stacks import CallSite, FrameRecord, display_path
 
 SHOWN_HOLDS = 3
@@ -147,10 +147,15 @@ def failure_text(holds: Sequence[Hold], budget_s: float, rootdir: str, verbosity
 def note_for(hold: Hold, budget_s: float, rootdir: str) -> str:
     """A hold that is not the app's fault: told, not failed."""
     if hold.warm_up is not None:
+        first = isinstance(hold.origin, Request) and hold.origin.first_on_route
+        when = (
+            "on this app's first request to the route"
+            if first
+            else "the first time this app's route did it"
+        )
         return (
-            f"warm-up: {headline(hold, budget_s, rootdir)}: {hold.warm_up}, on this app's "
-            "first request to the route; not counted "
-            "(count it with @pytest.mark.noblock(count_warmup=True))"
+            f"warm-up: {headline(hold, budget_s, rootdir)}: {hold.warm_up}, {when}; "
+            "not counted (count it with @pytest.mark.noblock(count_warmup=True))"
         )
     option = "count_lifespan" if hold.origin is LIFESPAN else "count_test_code"
     return (
