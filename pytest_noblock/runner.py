@@ -42,6 +42,8 @@ UNWATCHED = pytest.StashKey[str]()
 REQUESTS_BEFORE = pytest.StashKey[int]()
 ALLOW_USED = pytest.StashKey[set[str]]()
 LIFESPAN_SITES_TOLD = pytest.StashKey[set[tuple[str, int] | None]]()
+# A sync item whose strict mode records on the portal loops it watches (the sweep's).
+STRICT_ON_PORTALS = pytest.StashKey[bool]()
 
 
 LOOP_NOT_WATCHED = (
@@ -56,28 +58,41 @@ STRICT_IN_SYNC_TEST = (
 
 
 def run_sync_test(item: pytest.Function, settings: Settings) -> Generator[None, object, object]:
-    """A sync test: the loops watched are the ones its TestClient starts in portal threads."""
+    """A sync test: the loops watched are the ones its TestClient starts in portal threads.
+
+    Strict mode records there only for an item that asks (`STRICT_ON_PORTALS`: a sweep's):
+    a user's sync test is told strict mode does not apply to it.
+    """
     item.stash[REQUESTS_BEFORE] = tracking.requests_named()
+    recorder = None
+    if settings.strict and item.stash.get(STRICT_ON_PORTALS, False):
+        recorder = strict.Recorder((*settings.allow, *settings.ini_allow))
+        # Before the watch: each portal loop it adopts records on its thread too.
+        strict_patches.install(recorder)
     with SyncWatch(settings) as sync_watch:
         try:
             outcome = yield
         except BaseException:
             sync_watch.stop()
+            if recorder is not None:
+                strict_wrappers.uninstall()
             waits = threadpool.take()
             if sync_watch.watched:
-                _record(item, sync_watch.findings(), None, waits, failed_already=True)
+                _record(item, sync_watch.findings(), recorder, waits, failed_already=True)
             raise
+    if recorder is not None:
+        strict_wrappers.uninstall()
     # Under --noblock-all an unmarked test did not ask for a watch: no note for it.
     if item.get_closest_marker(MARKER) is not None:
         for note in [*sync_watch.notes(), *sync_test_notes(item)]:
             add_note(item, note)
-        if settings.strict:
+        if settings.strict and recorder is None:
             add_note(item, STRICT_IN_SYNC_TEST)
         if not sync_watch.watched:
             item.stash[UNWATCHED] = " ".join(sync_watch.notes())
     waits = threadpool.take()
     if sync_watch.watched:
-        _fail_on_holds(item, sync_watch.findings(), None, waits)
+        _fail_on_holds(item, sync_watch.findings(), recorder, waits)
     return outcome
 
 
