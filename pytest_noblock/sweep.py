@@ -16,20 +16,24 @@ lifespan with its first request: the lifespan runs once around the sweep.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from . import runner
-from .client import AppError, check_asgi_app, load_app
+from .adapters import schemathesis as schemathesis_adapter
+from .client import BASE_URL, AppError, check_asgi_app, load_app
 from .reporting.failure import milliseconds
 from .reporting.records import Record
 from .settings import ini_flag
+from .tracking import ASGIApp
 
 NODE = "noblock-sweep"
 DEFAULT_EXAMPLES = 5
@@ -251,15 +255,41 @@ def load_schema(options: SweepOptions, rootdir: Path) -> Any:
             )
     tried = (given,) if given is not None else SCHEMA_PATHS
     for path in tried:
-        try:
-            return schemathesis.openapi.from_asgi(path, app)
-        except Exception:  # the next path, then one line naming them all
-            continue
+        served = _served_schema(app, path)
+        if served is not None:
+            schema = schemathesis.openapi.from_dict(served)
+            schema.app = app
+            return schema
     raise pytest.UsageError(
         f"noblock: --noblock-sweep found no OpenAPI schema at {' or '.join(tried)} of "
         f"{options.app}: give it with --noblock-sweep-schema=openapi.json (a file or the path "
         "the app serves it at)"
     )
+
+
+def _served_schema(app: ASGIApp, path: str) -> dict[str, Any] | None:
+    """The schema the app serves at `path`, if it serves one.
+
+    Asked without the lifespan (schemathesis's own loader would start it, and its pytest
+    plugin end it after the first test): the app's lifespan runs once, around the sweep.
+    """
+
+    async def fetch() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            return await client.get(path)
+
+    loop = asyncio.new_event_loop()
+    try:
+        response = loop.run_until_complete(fetch())
+        served = response.json() if response.status_code == 200 else None
+    except Exception:  # the app's error, or no JSON: the next path, then one line
+        return None
+    finally:
+        loop.close()
+    if isinstance(served, dict) and ("openapi" in served or "swagger" in served):
+        return served
+    return None
 
 
 def generate(operation: Any, examples: int, seed: int) -> list[Any]:
@@ -360,6 +390,16 @@ class SweepPlugin:
         report = pytest.CollectReport(NODE, "passed", None, list(swept))
         session.ihook.pytest_collectreport(report=report)
         items.extend(swept)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, None, None]:
+        if not isinstance(item, SweepItem) or not isinstance(nextitem, SweepItem):
+            return (yield)
+        # The app's lifespan runs once around the sweep, not once per operation.
+        with schemathesis_adapter.lifespans_kept():
+            return (yield)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         gate = self.config.stash.get(runner.GATE, None)

@@ -435,3 +435,49 @@ def test_without_the_option_nothing_is_imported_or_collected(pytester: pytest.Py
     result = pytester.runpytest_subprocess("-p", "no:schemathesis", "-p", "no:randomly")
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*noblock sweep*")
+
+
+LIFESPAN_APP = """
+import contextlib
+
+from fastapi import FastAPI, Request
+
+EVENTS = []
+
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    EVENTS.append("startup")
+    yield {"greeting": "hello"}
+    EVENTS.append("shutdown")
+
+app = FastAPI(lifespan=lifespan)
+
+@app.get("/greeting")
+async def greeting(request: Request):
+    return {"greeting": request.state.greeting}
+
+@app.get("/items/{item_id}")
+async def read_item(item_id: int):
+    return {}
+
+@app.post("/items")
+async def create_item():
+    return {}
+"""
+
+LIFESPAN_CONFTEST = """
+import pathlib
+
+def pytest_sessionfinish(session):
+    import app
+
+    pathlib.Path("events.log").write_text(" ".join(app.EVENTS))
+"""
+
+
+def test_the_lifespan_runs_once_around_the_sweep(pytester: pytest.Pytester) -> None:
+    sweep_project(pytester, app=LIFESPAN_APP, conftest=LIFESPAN_CONFTEST)
+    pytester.makepyfile(test_own="def test_own():\n    pass\n")
+    result = run(pytester, "--noblock-sweep", *FEW)
+    result.assert_outcomes(passed=4)
+    assert (pytester.path / "events.log").read_text() == "startup shutdown"
