@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import sys
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 # Imported here, in the outer process, so every in-process pytester run shares one copy of
 # FastAPI and Starlette (a half-imported Starlette left over between runs breaks routing).
@@ -481,3 +483,34 @@ def test_the_lifespan_runs_once_around_the_sweep(pytester: pytest.Pytester) -> N
     result = run(pytester, "--noblock-sweep", *FEW)
     result.assert_outcomes(passed=4)
     assert (pytester.path / "events.log").read_text() == "startup shutdown"
+
+
+def test_the_example_project(pytester: pytest.Pytester) -> None:
+    """examples/sweep, run as its README says: `pytest --noblock-sweep` in its folder."""
+    example = Path(__file__).parents[1] / "examples" / "sweep"
+    result = pytester.run(
+        sys.executable,
+        "-m",
+        "pytest",
+        "--noblock-sweep",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        f"--rootdir={example}",
+        "-c",
+        str(example / "pytest.ini"),
+        str(example),
+    )
+    result.assert_outcomes(failed=2, passed=1)
+    source = (example / "app.py").read_text()
+    result.stdout.fnmatch_lines(
+        [
+            "GET /orders/{order_id} held the event loop for * ms at app.py:"
+            f"{line_of(source, 'async def read_order') + 2} (budget 50 ms)",
+            "GET /admin/stats held the event loop for * ms at app.py:"
+            f"{line_of(source, 'async def admin_stats') + 2} (budget 50 ms)",
+            "FAILED *noblock-sweep::GET /orders/{order_id}*",
+            "FAILED *noblock-sweep::GET /admin/stats*",
+        ]
+    )
