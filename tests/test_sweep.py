@@ -514,3 +514,69 @@ def test_the_example_project(pytester: pytest.Pytester) -> None:
             "FAILED *noblock-sweep::GET /admin/stats*",
         ]
     )
+
+
+OVERRIDE_APP = """
+import time
+
+from fastapi import Depends, FastAPI
+
+app = FastAPI()
+
+async def get_user() -> str:
+    raise RuntimeError("no user database in the sweep")
+
+@app.get("/me")
+async def me(user: str = Depends(get_user)):
+    time.sleep(0.2)
+    return {"user": user}
+
+@app.get("/crash")
+async def crash():
+    raise RuntimeError("boom")
+"""
+
+OVERRIDE_CONFTEST = """
+import pytest
+
+from app import app, get_user
+
+@pytest.fixture
+def noblock_sweep_kwargs():
+    app.dependency_overrides[get_user] = lambda: "sweep"
+    yield {}
+    app.dependency_overrides.clear()
+"""
+
+
+def test_dependency_overrides_from_the_fixture_and_errors_of_the_app(
+    pytester: pytest.Pytester,
+) -> None:
+    sweep_project(pytester, app=OVERRIDE_APP, conftest=OVERRIDE_CONFTEST)
+    result = run(pytester, "--noblock-sweep", *FEW, "-rA")
+    result.assert_outcomes(failed=1, passed=1)
+    sleep = line_of(OVERRIDE_APP, "time.sleep(0.2)")
+    result.stdout.fnmatch_lines([f"*GET /me held the event loop for * ms at app.py:{sleep}*"])
+    result.stdout.fnmatch_lines(
+        [
+            "noblock-sweep::GET /crash: 1 of the requests raised in the app (RuntimeError): "
+            "not counted against it"
+        ]
+    )
+
+
+def test_the_fixture_must_return_request_options(pytester: pytest.Pytester) -> None:
+    sweep_project(
+        pytester,
+        app=STRICT_APP,
+        conftest="import pytest\n\n@pytest.fixture\ndef noblock_sweep_kwargs():\n    return 3\n",
+    )
+    result = run(pytester, "--noblock-sweep", *FEW)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "noblock: the fixture noblock_sweep_kwargs must return a dict of request options "
+            "(headers=, cookies=, params=) for case.call(), got int"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
