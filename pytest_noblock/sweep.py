@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import os
+import warnings
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,7 +246,13 @@ def load_schema(options: SweepOptions, rootdir: Path) -> Any:
     if given is not None:
         file = Path(given) if os.path.isabs(given) else rootdir / given
         if file.is_file():
-            schema = schemathesis.openapi.from_path(file)
+            try:
+                schema = schemathesis.openapi.from_path(file)
+            except Exception as error:
+                raise pytest.UsageError(
+                    f"noblock: --noblock-sweep-schema={given} is not an OpenAPI schema "
+                    f"schemathesis reads ({type(error).__name__})"
+                ) from None
             schema.app = app
             return schema
         if not given.startswith("/"):
@@ -257,7 +264,13 @@ def load_schema(options: SweepOptions, rootdir: Path) -> Any:
     for path in tried:
         served = _served_schema(app, path)
         if served is not None:
-            schema = schemathesis.openapi.from_dict(served)
+            try:
+                schema = schemathesis.openapi.from_dict(served)
+            except Exception as error:
+                raise pytest.UsageError(
+                    f"noblock: the schema {options.app} serves at {path} is not one "
+                    f"schemathesis reads ({type(error).__name__})"
+                ) from None
             schema.app = app
             return schema
     raise pytest.UsageError(
@@ -373,10 +386,22 @@ class SweepPlugin:
     ) -> None:
         # First: -k and -m then see the sweep's items like any other.
         schema = load_schema(self.options, self.config.rootpath)
+        from schemathesis.core.result import Err
+
         collector = SweepCollector.from_parent(session, name=NODE, nodeid=NODE)
         marker = pytest.mark.noblock(strict=self.options.strict)
         swept: list[pytest.Item] = []
         for result in schema.get_all_operations():
+            if isinstance(result, Err):
+                error = result.err()
+                warnings.warn(
+                    pytest.PytestWarning(
+                        f"noblock: --noblock-sweep left out {error.label}: schemathesis cannot "
+                        f"generate its requests ({str(error).splitlines()[0]})"
+                    ),
+                    stacklevel=1,
+                )
+                continue
             operation = result.ok()
             if not self.options.wanted(operation.method, operation.path, operation.tags or ()):
                 continue

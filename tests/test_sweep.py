@@ -580,3 +580,16 @@ def test_the_fixture_must_return_request_options(pytester: pytest.Pytester) -> N
         ]
     )
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_schema_file_schemathesis_cannot_read_is_one_line(pytester: pytest.Pytester) -> None:
+    sweep_project(pytester, app=NO_SCHEMA_APP)
+    pytester.makefile(".json", openapi="[1, 2]")
+    result = run(pytester, "--noblock-sweep", "--noblock-sweep-schema=openapi.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: noblock: --noblock-sweep-schema=openapi.json is not an OpenAPI schema "
+            "schemathesis reads (*)"
+        ]
+    )
