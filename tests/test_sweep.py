@@ -27,26 +27,36 @@ class WarmUpBody(pydantic.BaseModel):
     name: str
 
 
-@pytest.fixture(autouse=True, scope="module")
-def schemathesis_in_this_process() -> Iterator[None]:
-    """schemathesis imports most of itself on its first sweep: done once here, in the
-    outer process, so every in-process run shares those modules (pytester drops the ones a
-    run imported, and the next run's fresh copies do not recognise the kept ones' values).
+def _warm_up() -> None:
+    """schemathesis imports most of itself on its first sweep: done here, when this module
+    is collected, before any in-process run, so every run shares those modules (pytester
+    drops the ones a run imported, and a later run's fresh copies do not recognise the kept
+    ones' values: "unhashable type: 'GeneratedValue'")."""
+    app = fastapi.FastAPI()
 
-    schemathesis keeps its loop thread until the process exits: stopped after this module,
-    so later tests that count threads and tasks see none of it."""
-    warm_up = fastapi.FastAPI()
-
-    @warm_up.post("/{name}")
+    @app.post("/{name}")
     async def create(
         name: str, body: WarmUpBody, q: int = 0, x_token: str = fastapi.Header("")
     ) -> None:
         pass
 
-    schema = schemathesis.openapi.from_asgi("/openapi.json", warm_up)
-    for result in schema.get_all_operations():
-        for case in generate(result.ok(), examples=2, seed=0):
-            case.call()
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    try:
+        for result in schema.get_all_operations():
+            for case in generate(result.ok(), examples=2, seed=0):
+                case.call()
+    finally:
+        # Its loop thread is not left to the tests of other modules (some count threads).
+        asgi._shutdown()
+
+
+_warm_up()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def stop_schemathesis_loop() -> Iterator[None]:
+    """schemathesis keeps its loop thread until the process exits: stopped after this module,
+    so later tests that count threads and tasks see none of it."""
     yield
     asgi._shutdown()
     asyncio.set_event_loop(None)
