@@ -12,9 +12,10 @@ from fastapi import FastAPI
 UPSTREAM_DELAY_SECONDS = 0.2
 
 # One example per framework, each run on its own (`pytest examples/litestar`,
-# `pytest examples/django/`, `pytest examples/schemathesis/`): the demo's
-# `pytest examples/` keeps to the FastAPI, TestClient and trio examples.
-collect_ignore = ["django", "litestar", "schemathesis"]
+# `pytest examples/django/`, `pytest examples/schemathesis/`, and in examples/sweep
+# `pytest --noblock-sweep`): the demo's `pytest examples/` keeps to the FastAPI,
+# TestClient and trio examples.
+collect_ignore = ["django", "litestar", "schemathesis", "sweep"]
 
 
 class SlowUpstreamHandler(BaseHTTPRequestHandler):

@@ -42,9 +42,9 @@ HOW_TO_SET_THE_APP = (
 )
 
 
-def load_app(spec: str) -> object:
-    """Import `module:attribute` from the `noblock_app` ini option."""
-    where = f"ini option noblock_app = {spec!r}"
+def load_app(spec: str, where: str | None = None) -> object:
+    """Import `module:attribute` from the `noblock_app` ini option (or `where` it was given)."""
+    where = where or f"ini option noblock_app = {spec!r}"
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise AppError(f"noblock: {where} must look like 'package.module:attribute'")

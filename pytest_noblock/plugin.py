@@ -11,7 +11,7 @@ import httpx
 import pytest
 from _pytest._code.code import ReprFileLocation
 
-from . import patching, platforms, runner, strict
+from . import patching, platforms, runner, strict, sweep
 from .client import (
     HOW_TO_SET_THE_APP,
     AppError,
@@ -33,6 +33,7 @@ PLATFORM_BEFORE = pytest.StashKey[platforms.Platform]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
     add_session_options(parser)
+    sweep.add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -42,6 +43,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(gate, "noblock-gate")
     config.stash[PLATFORM_BEFORE] = platforms.enter(os.environ)
     config.stash[runner.CPU_ALARM] = prepare_cpu_alarm()
+    if config.getoption("noblock_sweep"):
+        sweeping = sweep.SweepPlugin(config)
+        config.pluginmanager.register(sweeping, "noblock-sweep")
+        gate.sections["sweep"] = sweeping.report_section
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -73,14 +78,23 @@ def _uses_default_app(item: pytest.Item) -> bool:
     return getattr(definitions[-1].func, "__module__", None) == __name__
 
 
-def _check_app_setting(config: pytest.Config, item: pytest.Item) -> None:
+def _app_setting(config: pytest.Config) -> tuple[str, str]:
+    """The app as `module:attribute`, and where it was given: --noblock-app, or the ini."""
+    cli = config.getoption("noblock_app")
+    if cli:
+        return cli, f"--noblock-app={cli}"
     spec = config.getini("noblock_app")
+    return spec, f"ini option noblock_app = {spec!r}"
+
+
+def _check_app_setting(config: pytest.Config, item: pytest.Item) -> None:
+    spec, where = _app_setting(config)
     if not spec:
         raise pytest.UsageError(
             f"noblock: {item.nodeid} uses noblock_client, but no app is set: " + HOW_TO_SET_THE_APP
         )
     try:
-        check_asgi_app(load_app(spec), f"ini option noblock_app = {spec!r}")
+        check_asgi_app(load_app(spec, where), where)
     except AppError as error:
         raise pytest.UsageError(str(error)) from None
 
@@ -212,11 +226,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture
 def noblock_app(request: pytest.FixtureRequest) -> object:
-    """The ASGI app under test: override this fixture, or set the ini option noblock_app."""
-    spec = request.config.getini("noblock_app")
+    """The ASGI app under test: override this fixture, or set --noblock-app or the ini
+    option noblock_app."""
+    spec, where = _app_setting(request.config)
     if not spec:
         raise AppError("noblock: no app is set: " + HOW_TO_SET_THE_APP)
-    return load_app(spec)
+    return load_app(spec, where)
+
+
+@pytest.fixture
+def noblock_sweep_kwargs() -> dict[str, object]:
+    """What every request of `--noblock-sweep` is sent with: override it in conftest.py to
+    return `headers=`, `cookies=`, `params=` for `case.call()` (a yield fixture may set the
+    app's `dependency_overrides` and clear them after)."""
+    return {}
 
 
 @pytest.fixture

@@ -20,9 +20,10 @@ requests through it says so (`unwatched`): releases before 4.26 call the app thr
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -147,3 +148,24 @@ def _by_user_app(original: Callable[[Any], Any], user_app: Callable[[Any], Any])
         return original(user_app(app))
 
     return look_up
+
+
+@contextlib.contextmanager
+def lifespans_kept() -> Iterator[None]:
+    """Around a test's teardown: the lifespans schemathesis runs stay up through it.
+
+    schemathesis's own pytest plugin ends every app's lifespan when a test ends; the sweep
+    keeps it from one of its items to the next, so the app starts once for the sweep. A
+    release without the registry this reads keeps schemathesis's own behaviour.
+    """
+    asgi = sys.modules.get(MODULE)
+    lifespans = getattr(asgi, "_LIFESPANS", None)
+    if not isinstance(lifespans, dict):
+        yield
+        return
+    kept = dict(lifespans)
+    lifespans.clear()
+    try:
+        yield
+    finally:
+        lifespans.update(kept)

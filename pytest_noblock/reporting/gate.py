@@ -14,7 +14,7 @@ import os
 import platform
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -252,6 +252,9 @@ class Gate:
         )
         self.wrote_baseline: int | None = None
         self.problems: list[str] = []
+        # Optional top-level fields of the JSON report, made from the records at the end
+        # (the sweep's table).
+        self.sections: dict[str, Callable[[Mapping[str, Record]], Record]] = {}
 
     # --- where a test runs (worker or single process) ---
 
@@ -362,6 +365,7 @@ class Gate:
                 {"nodeid": nodeid, "why": why} for nodeid, why in sorted(self.unwatched.items())
             ],
             "baseline_gone": self.gone() if self.baseline_path and not self.recording else [],
+            **{name: make(self.records) for name, make in self.sections.items()},
         }
 
     def _counts(self) -> dict[str, int]:
