@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import sys
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
@@ -194,6 +195,11 @@ _GREEN = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    if f"{__package__}.watchdog" in sys.modules:
+        # Only a session that watched a test started a watchdog's thread.
+        from .watchdog import end_idle_threads
+
+        end_idle_threads()
     gate = session.config.stash.get(GATE, None)
     if gate is None:
         return
