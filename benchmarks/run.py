@@ -42,6 +42,7 @@ from corpus import Case, load_cases, work  # noqa: E402
 from corpus.drivers import load_driver_cases  # noqa: E402
 from harness import (  # noqa: E402
     drivers_group,
+    import_cost,
     overhead,
     project,
     report,
@@ -109,6 +110,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=suite_cost.TESTS,
         help=f"tests in the suite-cost phase's suite ({suite_cost.TESTS})",
     )
+    parser.add_argument(
+        "--import-cost",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="time a run of one trivial test with and without the plugin (what installing it "
+        "costs a run that watches nothing); default: on unless --cases is given",
+    )
+    parser.add_argument(
+        "--import-cost-rounds",
+        type=int,
+        default=import_cost.ROUNDS,
+        help=f"rounds of the import-cost phase ({import_cost.ROUNDS})",
+    )
     parser.add_argument("--detect-budget-ms", type=float, default=50.0)
     parser.add_argument("--clean-budget-ms", type=float, default=20.0)
     parser.add_argument("--results", default=str(RESULTS), help="where to write RESULTS.md")
@@ -122,11 +136,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "-10 (root) to keep other work on the machine from skewing the timings",
     )
     args = parser.parse_args(argv)
-    counts = (args.repeat, args.drivers_repeat, args.suite_cost_rounds, args.suite_cost_tests)
+    counts = (
+        args.repeat,
+        args.drivers_repeat,
+        args.suite_cost_rounds,
+        args.suite_cost_tests,
+        args.import_cost_rounds,
+    )
     if min(counts) < 1:
         parser.error(
-            "--repeat, --drivers-repeat, --suite-cost-rounds and --suite-cost-tests must be at "
-            "least 1"
+            "--repeat, --drivers-repeat, --suite-cost-rounds, --suite-cost-tests and "
+            "--import-cost-rounds must be at least 1"
         )
     return args
 
@@ -459,6 +479,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             suite = suite_cost.run(
                 workdir, scratch, log, args.suite_cost_rounds, args.suite_cost_tests
             )
+        imports = None
+        if args.import_cost if args.import_cost is not None else not args.cases:
+            imports = import_cost.run(workdir, scratch, log, args.import_cost_rounds)
         bench = Benchmark(
             cases=[*blocking, *clean],
             scores=scores,
@@ -479,6 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(drivers_group.console(drivers))
         if suite is not None:
             print(suite_cost.console(suite))
+        if imports is not None:
+            print(import_cost.console(imports))
         if not args.no_results:
             command = "python benchmarks/run.py" + (
                 " " + shlex.join(argv if argv is not None else sys.argv[1:])
@@ -492,6 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 text += "\n" + drivers_group.markdown(drivers)
             if suite is not None:
                 text += "\n" + suite_cost.markdown(suite)
+            if imports is not None:
+                text += "\n" + import_cost.markdown(imports)
             Path(args.results).write_text(text)
             log(f"wrote {args.results}")
         if args.json:
@@ -502,6 +529,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 data["drivers"] = drivers_group.to_json(drivers)
             if suite is not None:
                 data["suite_cost"] = suite_cost.to_json(suite)
+            if imports is not None:
+                data["import_cost"] = import_cost.to_json(imports)
             Path(args.json).write_text(json.dumps(data, indent=2))
         log(f"done in {bench.seconds:.0f} s")
     return 0

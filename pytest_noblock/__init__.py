@@ -5,6 +5,21 @@ Everything a user needs comes through pytest: the `noblock` marker, the `noblock
 stretch of a test unwatched. The modules here are the plugin's inside.
 """
 
-from .paused import noblock_paused
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .paused import noblock_paused
 
 __all__ = ["noblock_paused"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: `pytest_noblock.plugin` is loaded by every pytest run, and
+    # `paused` brings in the step clock (asyncio's internals among it).
+    if name == "noblock_paused":
+        from .paused import noblock_paused
+
+        return noblock_paused
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,25 +21,11 @@ import anyio
 import httpx
 
 from .adapters import trio as trio_steps
+from .errors import AppError, LifespanError
 from .origins import LIFESPAN, current_origin
 from .tracking import ASGIApp, Message, Receive, Scope, Send
 
 BASE_URL = "http://testserver"
-
-
-class AppError(Exception):
-    """A problem with the app the user gave us; reported as one line, no traceback."""
-
-
-HOW_TO_SET_THE_APP = (
-    "tell pytest-noblock which app to test, either in pytest's config:\n"
-    "    [tool.pytest.ini_options]\n"
-    '    noblock_app = "myapp.main:app"\n'
-    "or with a fixture in conftest.py:\n"
-    "    @pytest.fixture\n"
-    "    def noblock_app():\n"
-    "        return app"
-)
 
 
 def load_app(spec: str, where: str | None = None) -> object:
@@ -114,10 +100,6 @@ def _describe(value: object) -> str:
     if len(text) > 80:
         text = text[:79] + "…"
     return f"{text} ({kind.__module__}.{kind.__qualname__})"
-
-
-class LifespanError(Exception):
-    """The app's lifespan startup or shutdown failed."""
 
 
 class _Phase:

@@ -5,24 +5,38 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import sys
 from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 from _pytest._code.code import ReprFileLocation
 
-from . import patching, platforms, runner, strict, sweep
-from .client import (
-    HOW_TO_SET_THE_APP,
-    AppError,
-    LifespanError,
-    check_asgi_app,
-    load_app,
+from . import patching, platforms, sweep
+from .alarm import prepare_cpu_alarm, release_cpu_alarm
+from .errors import HOW_TO_SET_THE_APP, AppError, LifespanError
+from .keys import (
+    ALLOW_USED,
+    CPU_ALARM,
+    DEFAULTS,
+    FAILURE_TEXT,
+    GATE,
+    HEADLINE,
+    NOTES,
+    RECORD,
+    SETTINGS,
+    TRANSPORTS,
+    UNWATCHED,
+    forget_attempt,
 )
-from .client import make_client as _make_client
 from .reporting.gate import REPORT_ATTRIBUTE, UNWATCHED_ATTRIBUTE, Gate, add_session_options
 from .settings import MARKER_HELP, add_options, default_settings, settings_for
-from .watchdog import prepare_cpu_alarm, release_cpu_alarm
+
+# The watching machinery (step clock, watchdog, patches, the client and what they import:
+# asyncio's internals, httpx, anyio) is imported only once a test is watched: a run that
+# watches nothing does not pay for it.
+if TYPE_CHECKING:
+    import httpx
 
 NOTES_SECTION = "noblock notes"
 FAILURE_SECTION = "noblock: the event loop was held"
@@ -38,11 +52,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
-    config.stash[runner.DEFAULTS] = default_settings(config)
-    config.stash[runner.GATE] = gate = Gate(config, config.stash[runner.DEFAULTS])
+    config.stash[DEFAULTS] = default_settings(config)
+    config.stash[GATE] = gate = Gate(config, config.stash[DEFAULTS])
     config.pluginmanager.register(gate, "noblock-gate")
     config.stash[PLATFORM_BEFORE] = platforms.enter(os.environ)
-    config.stash[runner.CPU_ALARM] = prepare_cpu_alarm()
+    config.stash[CPU_ALARM] = prepare_cpu_alarm()
     if config.getoption("noblock_sweep"):
         sweeping = sweep.SweepPlugin(config)
         config.pluginmanager.register(sweeping, "noblock-sweep")
@@ -50,24 +64,28 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if config.stash.get(runner.CPU_ALARM, False):
+    if config.stash.get(CPU_ALARM, False):
         release_cpu_alarm()
     if PLATFORM_BEFORE in config.stash:
         platforms.leave(config.stash[PLATFORM_BEFORE])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    defaults = config.stash[runner.DEFAULTS]
-    watch_all = config.stash[runner.GATE].watch_all
+    defaults = config.stash[DEFAULTS]
+    watch_all = config.stash[GATE].watch_all
     checked_app = False
     watching = not config.getoption("noblock_off")
     for item in items:
         settings = settings_for(item, defaults, watch_all=watch_all)
         if settings is not None and watching:
-            item.stash[runner.SETTINGS] = settings
+            item.stash[SETTINGS] = settings
         if not checked_app and _uses_default_app(item):
             _check_app_setting(config, item)
             checked_app = True
+    if any(SETTINGS in item.stash for item in items):
+        # Loaded before any fixture runs: the patches it prepares keep the libraries' own
+        # methods, whatever a fixture patches later.
+        from . import runner  # noqa: F401
 
 
 def _uses_default_app(item: pytest.Item) -> bool:
@@ -93,6 +111,8 @@ def _check_app_setting(config: pytest.Config, item: pytest.Item) -> None:
         raise pytest.UsageError(
             f"noblock: {item.nodeid} uses noblock_client, but no app is set: " + HOW_TO_SET_THE_APP
         )
+    from .client import check_asgi_app, load_app
+
     try:
         check_asgi_app(load_app(spec, where), where)
     except AppError as error:
@@ -102,16 +122,18 @@ def _check_app_setting(config: pytest.Config, item: pytest.Item) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     # pytest-rerunfailures runs the same item again: each attempt starts with a clean slate.
-    runner.forget_attempt(item)
+    forget_attempt(item)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    settings = item.stash.get(runner.SETTINGS, None)
-    transports = item.stash.get(runner.TRANSPORTS, [])
+    settings = item.stash.get(SETTINGS, None)
+    transports = item.stash.get(TRANSPORTS, [])
     test = getattr(item, "obj", None)
     if (settings is None and not transports) or not isinstance(item, pytest.Function):
         return (yield)
+    from . import runner
+
     if not inspect.iscoroutinefunction(test):
         if settings is None:
             return (yield)
@@ -147,19 +169,19 @@ def pytest_runtest_makereport(
     elif call.excinfo is not None and isinstance(call.excinfo.value, LifespanError):
         report.longrepr = f"LifespanError: {call.excinfo.value}"
     if call.when == "call":
-        headline = item.stash.get(runner.HEADLINE, None)
+        headline = item.stash.get(HEADLINE, None)
         if headline is not None:
             _show_headline_in_short_summary(report, headline)
-        section = item.stash.get(runner.FAILURE_TEXT, None)
+        section = item.stash.get(FAILURE_TEXT, None)
         if section is not None:
             report.sections.append((FAILURE_SECTION, section))
-        notes = item.stash.get(runner.NOTES, [])
+        notes = item.stash.get(NOTES, [])
         if notes:
             report.sections.append((NOTES_SECTION, "\n".join(notes)))
-        record = item.stash.get(runner.RECORD, None)
+        record = item.stash.get(RECORD, None)
         if record is not None:
             setattr(report, REPORT_ATTRIBUTE, record)
-        unwatched = item.stash.get(runner.UNWATCHED, None)
+        unwatched = item.stash.get(UNWATCHED, None)
         if unwatched is not None:
             setattr(report, UNWATCHED_ATTRIBUTE, unwatched)
     return report
@@ -187,7 +209,12 @@ _GREEN = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    gate = session.config.stash.get(runner.GATE, None)
+    if f"{__package__}.watchdog" in sys.modules:
+        # Only a session that watched a test started a watchdog's thread.
+        from .watchdog import end_idle_threads
+
+        end_idle_threads()
+    gate = session.config.stash.get(GATE, None)
     if gate is None:
         return
     written = gate.finish()
@@ -198,7 +225,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    gate = terminalreporter.config.stash.get(runner.GATE, None)
+    gate = terminalreporter.config.stash.get(GATE, None)
     if gate is not None:
         gate.summary(terminalreporter)
     lines: list[str] = []
@@ -213,9 +240,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     platform_note = platforms.active.note()
     if platform_note is not None and gate is not None and gate.records:
         lines.append(platform_note)
-    if runner.ALLOW_USED in config.stash:
-        allow = config.stash[runner.DEFAULTS].ini_allow
-        note = strict.stale_note(allow, config.stash[runner.ALLOW_USED])
+    if ALLOW_USED in config.stash:
+        allow = config.stash[DEFAULTS].ini_allow
+        from .strict import stale_note
+
+        note = stale_note(allow, config.stash[ALLOW_USED])
         if note is not None:
             lines.append(f"ini option noblock_allow: {note}")
     if lines:
@@ -231,6 +260,8 @@ def noblock_app(request: pytest.FixtureRequest) -> object:
     spec, where = _app_setting(request.config)
     if not spec:
         raise AppError("noblock: no app is set: " + HOW_TO_SET_THE_APP)
+    from .client import load_app
+
     return load_app(spec, where)
 
 
@@ -247,9 +278,11 @@ def noblock_client(
     noblock_app: object, request: pytest.FixtureRequest
 ) -> Iterator[httpx.AsyncClient]:
     """An `httpx.AsyncClient` on the app (base URL http://testserver), lifespan included."""
+    from .client import check_asgi_app, make_client
+
     app = check_asgi_app(noblock_app, "the noblock_app fixture")
-    client, transport = _make_client(app)
-    transports = request.node.stash.setdefault(runner.TRANSPORTS, [])
+    client, transport = make_client(app)
+    transports = request.node.stash.setdefault(TRANSPORTS, [])
     transports.append(transport)
     try:
         yield client

@@ -17,32 +17,28 @@ from . import steps, strict, threadpool, tracking
 from .adapters import sync_test_notes
 from .client import LifespanTransport
 from .holds import Hold
+from .keys import (
+    ALLOW_USED,
+    CPU_ALARM,
+    FAILURE_TEXT,
+    GATE,
+    HEADLINE,
+    LIFESPAN_SITES_TOLD,
+    NOTES,
+    RECORD,
+    REQUESTS_BEFORE,
+    SETTINGS,
+    UNWATCHED,
+)
 from .origins import LIFESPAN
 from .portals import SyncWatch
 from .reporting.failure import failure_text, note_for
-from .reporting.gate import Gate
 from .reporting.records import hold_record, make_record, strict_record
 from .settings import MARKER, Settings
 from .strict import patches as strict_patches
 from .strict import report as strict_report
 from .strict import wrappers as strict_wrappers
 from .watch import Findings, LoopWatch, wrap_test
-
-SETTINGS = pytest.StashKey[Settings]()
-DEFAULTS = pytest.StashKey[Settings]()
-TRANSPORTS = pytest.StashKey[list[LifespanTransport]]()
-CPU_ALARM = pytest.StashKey[bool]()
-FAILURE_TEXT = pytest.StashKey[str]()
-HEADLINE = pytest.StashKey[str]()
-NOTES = pytest.StashKey[list[str]]()
-GATE = pytest.StashKey[Gate]()
-RECORD = pytest.StashKey[dict[str, object]]()
-# Why a test asked to be watched was not (a loop the plugin cannot time, no loop at all).
-UNWATCHED = pytest.StashKey[str]()
-REQUESTS_BEFORE = pytest.StashKey[int]()
-ALLOW_USED = pytest.StashKey[set[str]]()
-LIFESPAN_SITES_TOLD = pytest.StashKey[set[tuple[str, int] | None]]()
-
 
 LOOP_NOT_WATCHED = (
     "nothing was watched: the test body ran on an event loop the plugin cannot time "
@@ -269,21 +265,6 @@ def test_id(item: pytest.Item) -> str:
     if parent and last != item.name and item.name.startswith(last + "["):
         return f"{parent}::{item.name}"
     return item.nodeid
-
-
-def forget_attempt(item: pytest.Item) -> None:
-    """Drop what an earlier attempt of this test left for the report hooks."""
-    keys: tuple[pytest.StashKey[Any], ...] = (
-        FAILURE_TEXT,
-        HEADLINE,
-        NOTES,
-        RECORD,
-        REQUESTS_BEFORE,
-        UNWATCHED,
-    )
-    for key in keys:
-        if key in item.stash:
-            del item.stash[key]
 
 
 def add_note(item: pytest.Item, note: str) -> None:

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from . import strict
-
 DEFAULT_BUDGET_MS = 50.0
 MARKER = "noblock"
 MARKER_HELP = (
@@ -105,12 +103,44 @@ def add_options(parser: pytest.Parser) -> None:
         help="fail when a call waited longer than this for a worker thread (default: a note).",
         default="",
     )
-    strict.add_options(parser)
+    _add_strict_options(parser)
 
 
 # A budget is a stretch a handler may hold the loop: past an hour it means nothing, and
 # past about 1.15e13 ms the CPU-time alarm's timer cannot even be set.
 MAX_BUDGET_MS = 3_600_000
+
+
+def _add_strict_options(parser: pytest.Parser) -> None:
+    parser.addini(
+        "noblock_strict",
+        help="strict mode for every @pytest.mark.noblock test: fail on known blocking calls "
+        "(time.sleep, requests, open(), sqlite3...) on the loop, however fast.",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
+        "noblock_allow",
+        help='strict mode allowlist: callees ("time.sleep") or calling functions '
+        '("myapp.cache:warm"), one a line.',
+        type="linelist",
+        default=[],
+    )
+
+
+def parse_allow(value: object, where: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise pytest.UsageError(
+            f'noblock: {where} must be a list of names like ["time.sleep", "myapp.cache:warm"], '
+            f"got {value!r}"
+        )
+    for entry in value:
+        if not isinstance(entry, str) or not entry.strip() or " " in entry.strip():
+            raise pytest.UsageError(
+                f"noblock: {where} entries must be names like "
+                f'"time.sleep" or "myapp.cache:warm", got {entry!r}'
+            )
+    return tuple(entry.strip() for entry in value)
 
 
 def parse_budget(value: object, where: str) -> float:
@@ -162,7 +192,7 @@ def default_settings(config: pytest.Config) -> Settings:
         count_warmup=ini_flag(config, "noblock_count_warmup"),
         max_thread_wait_ms=max_wait,
         strict=ini_flag(config, "noblock_strict"),
-        ini_allow=strict.parse_allow(config.getini("noblock_allow"), "ini option noblock_allow"),
+        ini_allow=parse_allow(config.getini("noblock_allow"), "ini option noblock_allow"),
     )
 
 
@@ -215,7 +245,7 @@ def settings_for(
             marker.kwargs["max_thread_wait_ms"], f"{where}(max_thread_wait_ms=...)"
         )
     strict_mode = _flag(marker, "strict", defaults.strict, where)
-    allow = strict.parse_allow(marker.kwargs.get("allow", []), f"{where}(allow=...)")
+    allow = parse_allow(marker.kwargs.get("allow", []), f"{where}(allow=...)")
     return Settings(
         budget_ms=budget,
         count_test_code=count_test_code,

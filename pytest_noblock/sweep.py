@@ -16,25 +16,28 @@ lifespan with its first request: the lifespan runs once around the sweep.
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import os
 import warnings
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 
-from . import runner
-from .adapters import schemathesis as schemathesis_adapter
-from .client import BASE_URL, AppError, check_asgi_app, load_app
-from .reporting.failure import milliseconds
-from .reporting.records import Record
+from .errors import AppError
+from .keys import GATE
+from .reporting.baseline import Record
+from .reporting.units import milliseconds
 from .settings import ini_flag
-from .tracking import ASGIApp
+
+# What a sweep runs on (httpx, the client, the watch) is imported only when one is asked
+# for: the plugin's entry module imports this one for its options.
+if TYPE_CHECKING:
+    import httpx
+
+    from .tracking import ASGIApp
 
 NODE = "noblock-sweep"
 DEFAULT_EXAMPLES = 5
@@ -239,6 +242,8 @@ def load_schema(options: SweepOptions, rootdir: Path) -> Any:
     """The app's schema, bound to the app; a UsageError of one line when there is none."""
     schemathesis = _import_schemathesis()
     try:
+        from .client import check_asgi_app, load_app
+
         app = check_asgi_app(load_app(options.app, options.app_where), options.app_where)
     except AppError as error:
         raise pytest.UsageError(str(error)) from None
@@ -286,6 +291,11 @@ def _served_schema(app: ASGIApp, path: str) -> dict[str, Any] | None:
     Asked without the lifespan (schemathesis's own loader would start it, and its pytest
     plugin end it after the first test): the app's lifespan runs once, around the sweep.
     """
+    import asyncio
+
+    import httpx
+
+    from .client import BASE_URL
 
     async def fetch() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
@@ -345,7 +355,9 @@ def _sender(operation: Any, options: SweepOptions) -> Callable[..., None]:
             except Exception as error:  # the app's own error is not the sweep's business
                 failures.append(type(error).__name__)
         if failures:
-            runner.add_note(
+            from .runner import add_note
+
+            add_note(
                 request.node,
                 f"{len(failures)} of the requests raised in the app "
                 f"({', '.join(sorted(set(failures)))}): not counted against it",
@@ -422,11 +434,13 @@ class SweepPlugin:
         if not isinstance(item, SweepItem) or not isinstance(nextitem, SweepItem):
             return (yield)
         # The app's lifespan runs once around the sweep, not once per operation.
-        with schemathesis_adapter.lifespans_kept():
+        from .adapters.schemathesis import lifespans_kept
+
+        with lifespans_kept():
             return (yield)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        gate = self.config.stash.get(runner.GATE, None)
+        gate = self.config.stash.get(GATE, None)
         if gate is None or gate.is_worker:
             return
         rows = table(gate.records)

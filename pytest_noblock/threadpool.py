@@ -29,7 +29,7 @@ from . import callframes
 from .gil import for_worker
 from .origins import Origin, Request, current_origin
 from .patching import Swap
-from .reporting.failure import milliseconds
+from .reporting.units import milliseconds
 
 
 @dataclass(frozen=True)

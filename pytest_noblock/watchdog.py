@@ -17,79 +17,75 @@ frames while they run (it crashed the interpreter under load here), and pytest's
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
 
-from . import platforms, threadpool
+from . import threadpool
+from .alarm import CpuAlarm
 from .gil import GilWatch
 from .stacks import capture_with_local_types
 from .steps import Sample, StepClock
 from .threadtime import ThreadUsage, now
 
 MAX_SAMPLES_PER_SEGMENT = 48
-# The profiling timer counts system time too: building a 200 MB string is mostly page
-# faults, which a user-time alarm (`ITIMER_VIRTUAL`) never sees.
-_ALARM = getattr(signal, "SIGPROF", None)
+WATCHING = "pytest-noblock-watchdog"
+IDLE = "pytest-noblock-watchdog (idle)"
 
 
-# How many pytest sessions in this process hold the alarm's signal (pytester runs nest),
-# and what the signal's disposition was before the first of them.
-_sessions_holding_alarm = 0
-_disposition_before: object = None
+class _ParkedThread:
+    """A watchdog's thread, kept idle between tests until the session ends.
 
-
-def prepare_cpu_alarm() -> bool:
-    """Called once per session, on the main thread: may the CPU-time alarm be used?
-
-    Its signal is ignored between tests, so an alarm already on its way when a test ends
-    cannot kill the process (the default action of SIGPROF). A signal nobody handles
-    (default or ignored: ignored is inherited from a parent process, pytest running pytest
-    for one) is free to use; someone else's handler means it is theirs: then we do without.
+    Starting and joining a thread for every watched test cost more than the rest of the
+    watch together (and, on a busy machine, as long as the scheduler took to run it).
     """
-    global _sessions_holding_alarm, _disposition_before
-    if _ALARM is None or not platforms.active.has(platforms.CPU_ALARM):
-        return False
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    try:
-        handler = signal.getsignal(_ALARM)
-        if handler not in (signal.SIG_DFL, signal.SIG_IGN):
-            return False
-        if _sessions_holding_alarm == 0:
-            _disposition_before = handler
-            signal.signal(_ALARM, signal.SIG_IGN)
-    except (ValueError, OSError):
-        return False
-    _sessions_holding_alarm += 1
-    return True
+
+    def __init__(self) -> None:
+        self._job: Callable[[], None] | None = None
+        self._wake = threading.Event()
+        self.done = threading.Event()
+        self.usable = True
+        self._thread = threading.Thread(target=self._serve, name=IDLE, daemon=True)
+        self._thread.start()
+
+    def run(self, job: Callable[[], None]) -> None:
+        self.done.clear()
+        self._job = job
+        self._thread.name = WATCHING
+        self._wake.set()
+
+    def _serve(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            job, self._job = self._job, None
+            if job is None:
+                return
+            try:
+                job()
+            except BaseException:
+                # The error goes to `threading.excepthook`, as from any thread, and ends
+                # this one: it is not put back to wait for another test.
+                self.usable = False
+                raise
+            finally:
+                self._thread.name = IDLE
+                self.done.set()
+
+    def end(self) -> None:
+        self._job = None
+        self._wake.set()
+        self._thread.join()
 
 
-def release_cpu_alarm() -> None:
-    global _sessions_holding_alarm
-    _sessions_holding_alarm -= 1
-    idle = _sessions_holding_alarm == 0 and _ALARM is not None
-    if idle and signal.getsignal(_ALARM) is signal.SIG_IGN:  # type: ignore[arg-type]
-        signal.signal(_ALARM, _disposition_before)  # type: ignore[arg-type]
+_idle: list[_ParkedThread] = []
 
 
-class CpuAlarm:
-    """Runs `on_alarm` on the main thread when the watchdog stops re-arming the alarm."""
-
-    def __init__(self, after_s: float, on_alarm: Callable[[FrameType | None], None]) -> None:
-        assert _ALARM is not None
-        self._signal: int = _ALARM
-        self.after_s = after_s
-        signal.signal(self._signal, lambda signum, frame: on_alarm(frame))
-
-    def rearm(self) -> None:
-        signal.setitimer(signal.ITIMER_PROF, self.after_s)
-
-    def close(self) -> None:
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.signal(self._signal, signal.SIG_IGN)
+def end_idle_threads() -> None:
+    """At the end of a session: no thread of the plugin outlives it."""
+    while _idle:
+        _idle.pop().end()
 
 
 class Watchdog:
@@ -118,23 +114,28 @@ class Watchdog:
         # The alarm's sample, when it was taken, and the tick the starved stretch began at.
         self._starved_sample: tuple[Sample, float, float] | None = None
         self._stopping = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="pytest-noblock-watchdog", daemon=True
-        )
+        self._thread: _ParkedThread | None = None
 
     def start(self) -> None:
         self._last_tick = now()
         self._usage.remember(self._last_tick)
         if self._alarm is not None:
             self._alarm.rearm()
-        self._thread.start()
+        try:
+            self._thread = _idle.pop()
+        except IndexError:
+            self._thread = _ParkedThread()
+        self._thread.run(self._run)
 
     def stop(self) -> None:
         if self._stopping.is_set():
             return
         self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        if self._thread is not None:
+            self._thread.done.wait()
+            if self._thread.usable:
+                _idle.append(self._thread)
+            self._thread = None
         if self._alarm is not None:
             self._alarm.close()
         self._close_starved_stretch(now(), 0.0)

@@ -18,6 +18,12 @@ from pathlib import Path
 
 import pytest
 
+# The plugin imports its watching machinery when a test is first watched. pytester's
+# in-process runs drop the modules a run imported when it ends: imported here, before its
+# snapshot, every inner run shares one copy, as one real session does.
+import pytest_noblock.client
+import pytest_noblock.runner  # noqa: F401
+
 SLOW_SECONDS = 0.2
 
 # The app most tests start from: one handler that blocks the loop for 0.2 s, one that doesn't.

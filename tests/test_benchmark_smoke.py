@@ -168,6 +168,18 @@ def test_harness_times_a_generated_suite_with_and_without_noblock_all(tmp_path: 
     assert "suite of 20 small tests, --noblock-all vs without: " in stdout
 
 
+def test_harness_times_a_run_with_and_without_the_plugin(tmp_path: Path) -> None:
+    results, stdout = run_harness(
+        tmp_path, "--cases", CLEAN, "--import-cost", "--import-cost-rounds", "1"
+    )
+    cost = results["import_cost"]
+    assert cost["failed_runs"] == 0, cost
+    assert len(cost["bare_with_s"]) == len(cost["bare_without_s"]) == 1
+    assert len(cost["installed_with_s"]) == len(cost["installed_without_s"]) == 1
+    assert cost["module_import_ms"] > 0, cost
+    assert "import cost of a run watching nothing: " in stdout
+
+
 def test_harness_builds_a_fresh_app_for_each_warmup_repetition(tmp_path: Path) -> None:
     """A template compiled on a fresh app's first request: noted in every repetition, never
     failed; the same compile on every request is caught at its label."""

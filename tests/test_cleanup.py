@@ -8,6 +8,7 @@ was interrupted.
 from __future__ import annotations
 
 import json
+import threading
 
 # Imported here, before pytester snapshots sys.modules: a plugin in this venv imports part of
 # starlette at start-up, and re-importing the rest per inner run mixes two copies of its
@@ -110,8 +111,9 @@ import httpx
 import app
 
 
-def test_zz_no_watchdog_thread():
-    assert not [t for t in threading.enumerate() if t.name.startswith("pytest-noblock")]
+def test_zz_no_watchdog_thread_watching():
+    # A watchdog's thread waits idle for the next watched test; the session ends it.
+    assert not [t for t in threading.enumerate() if t.name == "pytest-noblock-watchdog"]
 
 
 def test_zz_asyncio_httpx_and_threading_are_unpatched():
@@ -130,8 +132,12 @@ def test_zz_cpu_alarm_disarmed():
 
 def test_zz_no_pending_task():
     gc.collect()
+    # type(), not isinstance(): a lazy object (Django's settings, once another test
+    # imported Django) would be set up by reading its __class__.
     pending = [
-        task for task in gc.get_objects() if isinstance(task, asyncio.Task) and not task.done()
+        task
+        for task in gc.get_objects()
+        if issubclass(type(task), asyncio.Task) and not task.done()
     ]
     assert not pending
 
@@ -176,6 +182,8 @@ def test_nothing_is_left_behind(project: Project, scenario: str) -> None:
     outcomes["passed"] = outcomes.get("passed", 0) + CHECKS
     result.assert_outcomes(**outcomes)
     assert_quiet(result)
+    # The session is over: none of the plugin's threads outlives it.
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("pytest-noblock")]
 
 
 def test_nothing_is_left_behind_after_all_endings_in_one_real_run(project: Project) -> None:

@@ -120,9 +120,9 @@ def targets(bench: Benchmark) -> list[tuple[str, str, str]]:
         )
         rows.append(
             (
-                f"fixed cost < {FIXED_COST_TARGET_MS:g} ms per marked test",
+                f"fixed cost <= {FIXED_COST_TARGET_MS:g} ms per marked test",
                 f"{overhead.fixed_cost_ms:.2f} ms",
-                met(overhead.fixed_cost_ms < FIXED_COST_TARGET_MS),
+                met(overhead.fixed_cost_ms <= FIXED_COST_TARGET_MS),
             )
         )
     rows += _ahead(bench)

@@ -11,15 +11,10 @@ from ..hints import Hint
 from ..holds import Hold
 from ..origins import LIFESPAN, Request
 from ..stacks import CallSite, FrameRecord, display_path
+from .units import milliseconds
 
 SHOWN_HOLDS = 3
 SHOWN_APP_FRAMES = 6
-
-
-def milliseconds(seconds: float) -> str:
-    """Whole milliseconds, but a tenth near a budget: '20.4 ms (budget 20 ms)'."""
-    value = seconds * 1000
-    return f"{value:.0f} ms" if value >= 100 or value == round(value) else f"{value:.1f} ms"
 
 
 def _where(frame: FrameRecord, rootdir: str) -> str:

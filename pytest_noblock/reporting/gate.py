@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from ..settings import Settings, ini_flag
-from .failure import milliseconds
-from .records import BaselineKey, Record, baseline_key, entry_key
+from .baseline import BaselineKey, Record, baseline_key, entry_key
+from .units import milliseconds
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
@@ -142,7 +142,7 @@ def _load_baseline(path: Path, shown: str) -> list[Record]:
 
 
 def _is_entry(entry: object) -> bool:
-    """What a finding is matched by (see `records.entry_key`): text, or null."""
+    """What a finding is matched by (see `baseline.entry_key`): text, or null."""
     return isinstance(entry, dict) and all(
         isinstance(entry.get(key), (str, type(None))) for key in ("function", "source", "handler")
     )

@@ -9,17 +9,13 @@ and line numbers, never a variable's value.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from ..holds import Hold
 from ..origins import LIFESPAN, TEST_CODE
 from ..settings import Settings
 from ..stacks import CallSite, FrameRecord, display_path, locate_call
 from ..strict import Finding
-
-Record = dict[str, Any]
-BaselineKey = tuple[str | None, str | None, str | None]
-"""(call site function, call site source line, handler): stays put when lines move."""
+from .baseline import Record
 
 
 def _ms(seconds: float) -> float:
@@ -78,16 +74,6 @@ def hold_record(hold: Hold, rootdir: str, *, failing: bool, baselined: bool = Fa
         "phase": hold.phase,
         "warm_up": hold.warm_up,
     }
-
-
-def baseline_key(hold: Record) -> BaselineKey:
-    site = hold.get("call_site") or {}
-    return (site.get("function"), site.get("source"), hold.get("handler"))
-
-
-def entry_key(entry: Record) -> BaselineKey:
-    """The key of a baseline file's entry (see `gate`), matched against `baseline_key`."""
-    return (entry.get("function"), entry.get("source"), entry.get("handler"))
 
 
 def strict_record(finding: Finding, rootdir: str) -> Record:

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from types import FrameType, ModuleType
 from typing import Any
 
-import pytest
-
 from ..origins import Request, current_origin
 from ..stacks import PLUGIN_DIR, FrameRecord, Stack, capture, without_plugin
 
@@ -227,41 +225,6 @@ def _site_index(stack: Stack) -> int:
         if not stack[index].is_library and not stack[index].is_plugin:
             return index
     return len(stack) - 1
-
-
-# --- options -------------------------------------------------------------------------
-
-
-def add_options(parser: pytest.Parser) -> None:
-    parser.addini(
-        "noblock_strict",
-        help="strict mode for every @pytest.mark.noblock test: fail on known blocking calls "
-        "(time.sleep, requests, open(), sqlite3...) on the loop, however fast.",
-        type="bool",
-        default=False,
-    )
-    parser.addini(
-        "noblock_allow",
-        help='strict mode allowlist: callees ("time.sleep") or calling functions '
-        '("myapp.cache:warm"), one a line.',
-        type="linelist",
-        default=[],
-    )
-
-
-def parse_allow(value: object, where: str) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise pytest.UsageError(
-            f'noblock: {where} must be a list of names like ["time.sleep", "myapp.cache:warm"], '
-            f"got {value!r}"
-        )
-    for entry in value:
-        if not isinstance(entry, str) or not entry.strip() or " " in entry.strip():
-            raise pytest.UsageError(
-                f"noblock: {where} entries must be names like "
-                f'"time.sleep" or "myapp.cache:warm", got {entry!r}'
-            )
-    return tuple(entry.strip() for entry in value)
 
 
 # --- judging and reporting -----------------------------------------------------------

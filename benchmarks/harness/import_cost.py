@@ -1,0 +1,196 @@
+"""What installing the plugin costs a pytest run that watches nothing.
+
+pytest imports every installed plugin at start-up. One pytest process runs one trivial sync
+test, with the plugin and with `-p no:noblock`, the order flipping every round so that a
+drift in machine speed hits both sides alike; the cost is the median over the rounds of
+the difference in the whole run's wall time. Twice: in a bare run (no other plugin loaded,
+`PYTEST_DISABLE_PLUGIN_AUTOLOAD`: what the plugin alone adds, the target's figure) and with
+every plugin installed here (which import asyncio or anyio themselves). Beside them, the
+plugin module's own import time (`python -X importtime`, after pytest), median of the rounds.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import project
+
+ROUNDS = 15
+TARGET_MS = 10.0
+
+TEST = '''"""One trivial sync test: what every suite has, watched or not."""
+
+
+def test_trivial() -> None:
+    assert sum([1, 2]) == 3
+'''
+
+
+@dataclass(frozen=True)
+class ImportCost:
+    # Whole-run wall times, seconds, one per round.
+    bare_with_s: tuple[float, ...]
+    bare_without_s: tuple[float, ...]
+    installed_with_s: tuple[float, ...]
+    installed_without_s: tuple[float, ...]
+    # `import pytest_noblock.plugin` after pytest, cumulative, milliseconds.
+    import_ms: tuple[float, ...]
+    failed_runs: int
+
+    @staticmethod
+    def _extra_ms(with_s: tuple[float, ...], without_s: tuple[float, ...]) -> float:
+        return float(statistics.median(a - b for a, b in zip(with_s, without_s, strict=True)))
+
+    @property
+    def bare_ms(self) -> float:
+        return self._extra_ms(self.bare_with_s, self.bare_without_s) * 1000
+
+    @property
+    def installed_ms(self) -> float:
+        return self._extra_ms(self.installed_with_s, self.installed_without_s) * 1000
+
+    @property
+    def module_import_ms(self) -> float:
+        return float(statistics.median(self.import_ms))
+
+    @property
+    def met(self) -> bool:
+        return self.failed_runs == 0 and self.bare_ms <= TARGET_MS
+
+
+def write_project(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pytest.ini").write_text("[pytest]\n")
+    (root / "test_trivial.py").write_text(TEST)
+
+
+def _environment(scratch: Path) -> dict[str, str]:
+    env = project.environment(scratch)
+    # As after `pip install`: bytecode cached. Without it every run compiles the plugin's
+    # modules again, which is most of what an import costs and no user pays.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def _run(root: Path, scratch: Path, *, bare: bool, plugin: bool) -> tuple[float, int]:
+    env = _environment(scratch)
+    options = ["-p", "no:cacheprovider"]
+    if bare:
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        options += ["-p", "pytest_noblock.plugin"] if plugin else []
+    else:
+        env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+        options += [] if plugin else ["-p", "no:noblock"]
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", *options],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+        preexec_fn=project.prioritised,
+    )
+    return time.perf_counter() - started, done.returncode
+
+
+def _module_import_ms(root: Path, scratch: Path) -> float:
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import pytest; import pytest_noblock.plugin"],
+        cwd=root,
+        env=_environment(scratch),
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=project.prioritised,
+    )
+    found = re.search(r"\|\s*(\d+) \|\s*pytest_noblock\.plugin$", done.stderr, re.MULTILINE)
+    return int(found.group(1)) / 1000 if found else float("nan")
+
+
+def run(
+    workdir: Path, scratch: Path, log: Callable[[str], None], rounds: int = ROUNDS
+) -> ImportCost:
+    root = workdir / "import-cost"
+    write_project(root)
+    log(f"import cost: one trivial test, with and without the plugin, {rounds} rounds")
+    times: dict[tuple[bool, bool], list[float]] = {
+        (bare, plugin): [] for bare in (True, False) for plugin in (True, False)
+    }
+    imports: list[float] = []
+    failed = 0
+    for bare in (True, False):
+        _run(root, scratch, bare=bare, plugin=True)  # warm-up: bytecode caches, the page cache
+    for number in range(rounds):
+        order = (True, False) if number % 2 == 0 else (False, True)
+        for bare in (True, False):
+            for plugin in order:
+                seconds, returncode = _run(root, scratch, bare=bare, plugin=plugin)
+                times[(bare, plugin)].append(seconds)
+                failed += returncode != 0
+        imports.append(_module_import_ms(root, scratch))
+    cost = ImportCost(
+        bare_with_s=tuple(times[(True, True)]),
+        bare_without_s=tuple(times[(True, False)]),
+        installed_with_s=tuple(times[(False, True)]),
+        installed_without_s=tuple(times[(False, False)]),
+        import_ms=tuple(imports),
+        failed_runs=failed,
+    )
+    log(f"  {console(cost)}")
+    return cost
+
+
+def console(cost: ImportCost) -> str:
+    return (
+        f"import cost of a run watching nothing: {cost.bare_ms:+.1f} ms bare, "
+        f"{cost.installed_ms:+.1f} ms with the installed plugins (median of "
+        f"{len(cost.import_ms)} rounds; plugin module import {cost.module_import_ms:.1f} ms)"
+    )
+
+
+def markdown(cost: ImportCost) -> str:
+    def median_s(values: tuple[float, ...]) -> str:
+        return f"{statistics.median(values):.3f} s"
+
+    lines = [
+        "## Cost of the plugin in a run that watches nothing",
+        "",
+        "One trivial sync test, a pytest process per run, with the plugin and with "
+        "`-p no:noblock`, the order flipping every round; bare: no other plugin loaded "
+        f"(`PYTEST_DISABLE_PLUGIN_AUTOLOAD`). Target: at most {TARGET_MS:g} ms more, bare.",
+        "",
+        f"- bare, median of {len(cost.bare_with_s)} rounds: **{cost.bare_ms:+.1f} ms** "
+        f"({'met' if cost.met else 'missed'}); runs {median_s(cost.bare_with_s)} with, "
+        f"{median_s(cost.bare_without_s)} without",
+        f"- every installed plugin loaded: {cost.installed_ms:+.1f} ms; runs "
+        f"{median_s(cost.installed_with_s)} with, {median_s(cost.installed_without_s)} without",
+        f"- `import pytest_noblock.plugin` after pytest (`-X importtime`): "
+        f"{cost.module_import_ms:.1f} ms",
+    ]
+    if cost.failed_runs:
+        lines.append(f"- {cost.failed_runs} runs did not pass: the figures are not comparable")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(cost: ImportCost) -> dict[str, object]:
+    return {
+        "bare_ms": cost.bare_ms,
+        "installed_ms": cost.installed_ms,
+        "module_import_ms": cost.module_import_ms,
+        "bare_with_s": cost.bare_with_s,
+        "bare_without_s": cost.bare_without_s,
+        "installed_with_s": cost.installed_with_s,
+        "installed_without_s": cost.installed_without_s,
+        "import_ms": cost.import_ms,
+        "failed_runs": cost.failed_runs,
+        "target_ms": TARGET_MS,
+        "met": cost.met,
+    }
