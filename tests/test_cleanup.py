@@ -350,3 +350,37 @@ def test_a_test_patching_the_same_methods_leaves_them_working(project: Project) 
         "-p", "no:cacheprovider", "-p", "no:randomly", timeout=60
     )
     result.assert_outcomes(passed=3)
+
+
+def test_a_conftest_checking_for_stray_threads_at_session_end_finds_none(
+    project: Project,
+) -> None:
+    # The watchdog's thread waits idle between tests; a suite's own session-end check for
+    # leaked threads (its conftest's hook runs before the plugin's) must not see it.
+    project.app(APP)
+    project.pytester.makeconftest(
+        APP_CONFTEST
+        + """
+
+import json
+import threading
+
+
+def pytest_sessionfinish(session):
+    names = [t.name for t in threading.enumerate() if t.name.startswith("pytest-noblock")]
+    with open("threads.json", "w") as file:
+        json.dump(names, file)
+"""
+    )
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        @pytest.mark.parametrize("n", [1, 2])
+        async def test_ping(noblock_client, n):
+            assert (await noblock_client.get("/ping")).status_code == 200
+        """
+    )
+    project.run_subprocess().assert_outcomes(passed=2)
+    assert json.loads((project.pytester.path / "threads.json").read_text()) == []
