@@ -721,7 +721,9 @@ def test_the_clean_list_is_not_flagged(
         import time
         import pytest
 
-        @pytest.mark.noblock(strict=True)
+        # Strict findings only: the app builds an httpx client per request, whose SSL
+        # context takes 40-70 ms, near the default budget (a timing hold, not this test's).
+        @pytest.mark.noblock(1000, strict=True)
         async def test_call(noblock_client):
             time.sleep(0.001)  # the test's own code
             with open(__file__) as f:
