@@ -164,7 +164,7 @@ async def threads():
 @app.get("/threads-then-sleep")
 async def threads_then_sleep():
     await threads()
-    time.sleep(0.1)  # still a hold
+    time.sleep(0.1)  # still a hold: over three times the budget
     return {}
 """
 
@@ -193,11 +193,11 @@ def test_waiting_for_a_new_thread_to_start_is_not_a_hold(
         """
         import pytest
 
-        @pytest.mark.noblock(budget_ms=20)
+        @pytest.mark.noblock(budget_ms=30)
         async def test_threads(noblock_client):
             assert (await noblock_client.get("/threads")).json() == {"started": 12}
 
-        @pytest.mark.noblock(budget_ms=20)
+        @pytest.mark.noblock(budget_ms=30)
         async def test_threads_then_sleep(noblock_client):
             assert (await noblock_client.get("/threads-then-sleep")).status_code == 200
         """
@@ -213,7 +213,7 @@ def test_waiting_for_a_new_thread_to_start_is_not_a_hold(
     result.stdout.fnmatch_lines(
         [
             "noblock: GET /threads-then-sleep held the event loop for * ms "
-            f"at app.py:{sleep_line} (budget 20 ms)",
+            f"at app.py:{sleep_line} (budget 30 ms)",
         ]
     )
     result.stdout.no_fnmatch_line("*GET /threads held*")
