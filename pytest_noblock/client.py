@@ -28,9 +28,8 @@ from .tracking import ASGIApp, Message, Receive, Scope, Send
 BASE_URL = "http://testserver"
 
 
-def load_app(spec: str, where: str | None = None) -> object:
-    """Import `module:attribute` from the `noblock_app` ini option (or `where` it was given)."""
-    where = where or f"ini option noblock_app = {spec!r}"
+def load_app(spec: str, where: str) -> object:
+    """Import `module:attribute`, given `where` (the ini option noblock_app, --noblock-app)."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise AppError(f"noblock: {where} must look like 'package.module:attribute'")

@@ -29,7 +29,7 @@ from .keys import (
     forget_attempt,
 )
 from .reporting.gate import REPORT_ATTRIBUTE, UNWATCHED_ATTRIBUTE, Gate, add_session_options
-from .settings import MARKER_HELP, add_options, default_settings, settings_for
+from .settings import MARKER_HELP, add_options, app_setting, default_settings, settings_for
 
 # The watching machinery (step clock, watchdog, patches, the client and what they import:
 # asyncio's internals, httpx, anyio) is imported only once a test is watched: a run that
@@ -95,17 +95,8 @@ def _uses_default_app(item: pytest.Item) -> bool:
     return getattr(definitions[-1].func, "__module__", None) == __name__
 
 
-def _app_setting(config: pytest.Config) -> tuple[str, str]:
-    """The app as `module:attribute`, and where it was given: --noblock-app, or the ini."""
-    cli = config.getoption("noblock_app")
-    if cli:
-        return cli, f"--noblock-app={cli}"
-    spec = config.getini("noblock_app")
-    return spec, f"ini option noblock_app = {spec!r}"
-
-
 def _check_app_setting(config: pytest.Config, item: pytest.Item) -> None:
-    spec, where = _app_setting(config)
+    spec, where = app_setting(config)
     if not spec:
         raise pytest.UsageError(
             f"noblock: {item.nodeid} uses noblock_client, but no app is set: " + HOW_TO_SET_THE_APP
@@ -251,7 +242,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def noblock_app(request: pytest.FixtureRequest) -> object:
     """The ASGI app under test: override this fixture, or set --noblock-app or the ini
     option noblock_app."""
-    spec, where = _app_setting(request.config)
+    spec, where = app_setting(request.config)
     if not spec:
         raise AppError("noblock: no app is set: " + HOW_TO_SET_THE_APP)
     from .client import load_app

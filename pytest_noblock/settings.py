@@ -62,6 +62,13 @@ def add_options(parser: pytest.Parser) -> None:
         help="how long code serving a request may hold the event loop (overrides the ini).",
     )
     group.addoption(
+        "--noblock-app",
+        dest="noblock_app",
+        default=None,
+        metavar="MODULE:ATTR",
+        help="the ASGI app, as module:attribute (overrides the ini option noblock_app).",
+    )
+    group.addoption(
         "--noblock-off",
         dest="noblock_off",
         action="store_true",
@@ -126,6 +133,15 @@ def _add_strict_options(parser: pytest.Parser) -> None:
         type="linelist",
         default=[],
     )
+
+
+def app_setting(config: pytest.Config) -> tuple[str, str]:
+    """The app as `module:attribute`, and where it was given: --noblock-app, or the ini."""
+    cli = config.getoption("noblock_app")
+    if cli:
+        return cli, f"--noblock-app={cli}"
+    spec = config.getini("noblock_app")
+    return spec, f"ini option noblock_app = {spec!r}"
 
 
 def parse_allow(value: object, where: str) -> tuple[str, ...]:

@@ -30,7 +30,7 @@ from .errors import AppError
 from .keys import GATE
 from .reporting.baseline import Record
 from .reporting.units import milliseconds
-from .settings import ini_flag
+from .settings import app_setting, ini_flag
 
 # What a sweep runs on (httpx, the client, the watch) is imported only when one is asked
 # for: the plugin's entry module imports this one for its options.
@@ -61,13 +61,6 @@ def add_options(parser: pytest.Parser) -> None:
         default=False,
         help="one test per operation of the app's OpenAPI schema, each sending generated "
         "requests under the watch (needs pytest-noblock[sweep]).",
-    )
-    group.addoption(
-        "--noblock-app",
-        dest="noblock_app",
-        default=None,
-        metavar="MODULE:ATTR",
-        help="the ASGI app, as module:attribute (overrides the ini option noblock_app).",
     )
     group.addoption(
         "--noblock-sweep-examples",
@@ -193,11 +186,9 @@ class SweepOptions:
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> SweepOptions:
-        cli_app = config.getoption("noblock_app")
-        app = cli_app or config.getini("noblock_app")
+        app, where = app_setting(config)
         if not app:
             raise pytest.UsageError(NO_APP)
-        where = f"--noblock-app={app}" if cli_app else f"ini option noblock_app = {app!r}"
         examples = config.getoption("noblock_sweep_examples")
         seed = config.getoption("noblock_sweep_seed")
         strict = config.getoption("noblock_sweep_strict")
