@@ -17,19 +17,14 @@ on every run, never the deepest library line of one sample, which moves from one
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from .eager import eagerly_started_task
 from .phases import find_phase
-from .stacks import FrameRecord, Stack, without_plugin
+from .stacks import STEPS_FILE, TRACKING_FILE, FrameRecord, Stack, without_plugin
 from .steps import Sample
-
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_TRACKING_FILE = os.path.join(_HERE, "tracking.py")
-_STEPS_FILE = os.path.join(_HERE, "steps.py")
 
 # Below the first level, a line is followed only while it holds more than this share of
 # the time of the line above it.
@@ -164,7 +159,7 @@ def _just_entered(frame: FrameRecord) -> bool:
 def _starting_a_thread(stack: Stack) -> bool:
     """Inside `Thread.start`, whose wait is not counted as held (see `steps`)."""
     return any(
-        frame.filename == _STEPS_FILE and frame.function == "_timed_thread_start" for frame in stack
+        frame.filename == STEPS_FILE and frame.function == "_timed_thread_start" for frame in stack
     )
 
 
@@ -174,10 +169,10 @@ def own_part(stack: Stack) -> tuple[Stack, bool]:
     Returns the part and whether it runs in a task of its own (no request edge above it).
     A task the request started eagerly runs on the request's stack: it is cut out too.
     """
-    for marker in (_TRACKING_FILE, _STEPS_FILE):
+    for marker in (TRACKING_FILE, STEPS_FILE):
         for index in range(len(stack) - 1, -1, -1):
             if stack[index].filename == marker:
                 part = stack[index + 1 :]
                 task = eagerly_started_task(part)
-                return (task, True) if task else (part, marker == _STEPS_FILE)
+                return (task, True) if task else (part, marker == STEPS_FILE)
     return stack, True

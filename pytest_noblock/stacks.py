@@ -20,6 +20,10 @@ from itertools import islice
 from types import CodeType, FrameType, ModuleType
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# The plugin's frames at a request's edge (`tracking`) and a loop step's (`steps`): what
+# runs beneath them is the request's or the task's own code.
+TRACKING_FILE = PLUGIN_DIR + "tracking.py"
+STEPS_FILE = PLUGIN_DIR + "steps.py"
 
 
 @dataclass(frozen=True)

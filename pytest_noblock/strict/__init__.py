@@ -20,9 +20,17 @@ from types import FrameType, ModuleType
 from typing import Any
 
 from ..origins import Request, current_origin
-from ..stacks import PLUGIN_DIR, FrameRecord, Stack, capture, without_plugin
+from ..stacks import (
+    PLUGIN_DIR,
+    STEPS_FILE,
+    TRACKING_FILE,
+    FrameRecord,
+    Stack,
+    capture,
+    without_plugin,
+)
 
-_CUT_FILES = (PLUGIN_DIR + "tracking.py", PLUGIN_DIR + "steps.py")
+_CUT_FILES = (TRACKING_FILE, STEPS_FILE)
 
 # Frames of these modules make calls the user cannot act on: the import system reads
 # files, traceback formatting reads sources, FastAPI inspects an endpoint's source the
