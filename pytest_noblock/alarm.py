@@ -59,16 +59,23 @@ def release_cpu_alarm() -> None:
 
 
 class CpuAlarm:
-    """Runs `on_alarm` on the main thread when the watchdog stops re-arming the alarm."""
+    """Runs `on_alarm` on the main thread when the watchdog stops re-arming the alarm, and
+    again every `every_s` of CPU time for as long as it stays away.
 
-    def __init__(self, after_s: float, on_alarm: Callable[[FrameType | None], None]) -> None:
+    Alarms that come due while a C call keeps the GIL are delivered as one, when it returns.
+    """
+
+    def __init__(
+        self, after_s: float, every_s: float, on_alarm: Callable[[FrameType | None], None]
+    ) -> None:
         assert _ALARM is not None
         self._signal: int = _ALARM
         self.after_s = after_s
+        self.every_s = every_s
         signal.signal(self._signal, lambda signum, frame: on_alarm(frame))
 
     def rearm(self) -> None:
-        signal.setitimer(signal.ITIMER_PROF, self.after_s)
+        signal.setitimer(signal.ITIMER_PROF, self.after_s, self.every_s)
 
     def close(self) -> None:
         signal.setitimer(signal.ITIMER_PROF, 0)

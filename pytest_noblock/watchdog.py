@@ -10,6 +10,13 @@ the watchdog runs, the alarm never goes off. When the process burns CPU while th
 is starved, it does, and Python runs the alarm's handler on the main thread as soon as the
 C call returns: still inside the same step, with the frame that made the call in hand.
 
+Pure Python can starve the watchdog too. A loop thread that lets the GIL go for a moment
+every few milliseconds (Jinja checking each included template's file for changes) takes it
+straight back each time, and CPython's waiting thread then never asks for its turn: on a
+quiet machine the watchdog slept through a 140 ms render. So the alarm repeats, every tick
+of CPU time, while the watchdog stays away: each sample stands for the time since the one
+before, and spread work is seen spread.
+
 faulthandler's dump-later timer would see the C frames too, but it reads other threads'
 frames while they run (it crashed the interpreter under load here), and pytest's own
 `faulthandler_timeout` needs that single timer.
@@ -36,7 +43,8 @@ class Watchdog:
 
     Each sample is weighted by the time it stands for, so the report names the line where
     the time went: a tick's sample stands for one tick at most (a starved watchdog saw only
-    that moment), the alarm's sample for the whole stretch the watchdog was starved.
+    that moment), an alarm's sample for the time since the last look (the last one's also
+    until the watchdog ran again).
     """
 
     def __init__(
@@ -51,11 +59,11 @@ class Watchdog:
         # Long enough that a watchdog kept waiting by the GIL's switch interval (5 ms) or
         # a busy machine rarely sets it off, short enough to go off inside any hold.
         alarm_after_s = max(budget_s * 0.8, 2 * self._tick_s + 0.01)
-        self._alarm = CpuAlarm(alarm_after_s, self._on_alarm) if cpu_alarm else None
+        self._alarm = CpuAlarm(alarm_after_s, self._tick_s, self._on_alarm) if cpu_alarm else None
         self._last_tick = now()
         self._gil = GilWatch(clock, budget_s)
-        # The alarm's sample, when it was taken, and the tick the starved stretch began at.
-        self._starved_sample: tuple[Sample, float, float] | None = None
+        # The alarms' samples since the last tick, each with when it was taken.
+        self._starved: list[tuple[Sample, float]] = []
         self._stopping = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="pytest-noblock-watchdog", daemon=True
@@ -97,7 +105,7 @@ class Watchdog:
             self._alarm.rearm()
         # A busy machine keeps the watchdog from running too: not a hold of anyone's.
         busy = bool(workers)
-        own_wait = self._gil.own_wait(busy or self._starved_sample is not None)
+        own_wait = self._gil.own_wait(busy or bool(self._starved))
         self._close_starved_stretch(at, own_wait)
         previous = self._usage.nearest(self._last_tick) if busy else None
         self._last_tick = at
@@ -126,28 +134,43 @@ class Watchdog:
         del frame
 
     def _on_alarm(self, frame: FrameType | None) -> None:
-        """On the main thread, right after (or inside) a C call that starved the watchdog."""
+        """On the main thread, right after (or inside) whatever starved the watchdog."""
         current = self._clock.current
         if current is None or frame is None:
             return
         at = now()
-        sample = Sample(capture_with_local_types(frame, read_source=False), at - self._last_tick)
-        self._clock.observe(current[0]).samples.append(sample)
-        self._starved_sample = (sample, at, self._last_tick)
+        since = self._starved[-1][1] if self._starved else self._last_tick
+        seen = self._clock.observe(current[0])
+        if len(seen.samples) >= MAX_SAMPLES_PER_SEGMENT and self._starved:
+            # No room for another stack: the last one stands for this stretch too.
+            self._starved[-1][0].weight_s += at - since
+            self._starved[-1] = (self._starved[-1][0], at)
+            return
+        sample = Sample(capture_with_local_types(frame, read_source=False), at - since)
+        seen.samples.append(sample)
+        self._starved.append((sample, at))
 
     def _close_starved_stretch(self, at: float, own_wait: float) -> None:
-        """The watchdog runs again: the starved stretch the alarm sampled is over.
+        """The watchdog runs again: the starved stretch the alarms sampled is over.
 
-        What of it the watchdog spent waiting for a CPU, the machine took, not the call the
-        alarm caught: that time is not the sample's (a lone sample after a syscall stood
-        for a whole template compile on a loaded machine).
+        What of it the watchdog spent waiting for a CPU, the machine took, not the code the
+        alarms caught: that time is no sample's (a lone sample after a syscall stood for a
+        whole template compile on a loaded machine). It is taken out of each sample in
+        proportion, since the wait cannot be dated.
         """
-        if self._starved_sample is not None:
-            sample, sampled_at, began = self._starved_sample
-            stretch = sample.weight_s + (at - sampled_at)
-            # Nor a full garbage collection's: it is not counted in the hold, and it runs
-            # wherever the heap fills up (a template line of no weight of its own).
-            lost = own_wait + self._clock.gc.lost.between(began, at)
-            # The tick may read the clock just before the handler samples: never below 0.
-            sample.weight_s = max(stretch - lost, min(stretch, self._tick_s), 0.0)
-            self._starved_sample = None
+        if not self._starved:
+            return
+        starved, self._starved = self._starved, []
+        last, last_at = starved[-1]
+        last.weight_s += max(at - last_at, 0.0)
+        # The tick may read the clock just before a handler samples: never below 0.
+        stretch = max(sum(sample.weight_s for sample, _ in starved), 0.0)
+        if stretch <= 0:
+            return
+        began = starved[0][1] - starved[0][0].weight_s
+        # Nor a full garbage collection's: it is not counted in the hold, and it runs
+        # wherever the heap fills up (a template line of no weight of its own).
+        lost = own_wait + self._clock.gc.lost.between(began, at)
+        kept = max(stretch - lost, min(stretch, self._tick_s), 0.0)
+        for sample, _ in starved:
+            sample.weight_s = max(sample.weight_s, 0.0) * kept / stretch

@@ -306,6 +306,48 @@ def test_collections_a_request_sets_off_are_counted_and_shown(project: Project) 
     assert 0 < hold["young_gc_ms"] < hold["held_ms"]
 
 
+def test_time_spread_over_many_templates_and_gzip_is_named_at_the_line_that_led_into_it(
+    project: Project,
+) -> None:
+    # lnbits' index page: forty included templates and a gzip pass over the page, no line
+    # of them holding most of the time. The site is the app's line that rendered them all,
+    # never gzip's deepest line, and it stays put from run to run.
+    project.app(TEMPLATES_AND_GZIP_APP)
+    templates = project.pytester.mkdir("templates")
+    (templates / "index.html").write_text(
+        "<h1>{{ blob }}</h1>\n" + "".join(f'{{% include "part{n}.html" %}}\n' for n in range(40))
+    )
+    for n in range(40):
+        (templates / f"part{n}.html").write_text(PART)
+    project.tests(
+        """
+        import pytest
+
+        from pytest_noblock import noblock_paused
+
+        @pytest.mark.noblock
+        async def test_index(noblock_client):
+            gzip = {"accept-encoding": "gzip"}
+            with noblock_paused():  # compiled: rendering and compressing are what is left
+                response = await noblock_client.get("/", headers=gzip)
+                assert response.headers["content-encoding"] == "gzip"
+            assert (await noblock_client.get("/", headers=gzip)).status_code == 200
+        """
+    )
+    line = line_of(TEMPLATES_AND_GZIP_APP, "TemplateResponse(")
+    for _ in range(3):
+        result = project.run()
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                f"noblock: GET / held the event loop for * ms at app.py:{line} (budget 50 ms)",
+                "  handler   app:index",
+                f"  call      app.py:{line} in index",
+            ]
+        )
+        assert_plugin_never_named(result)
+
+
 def test_a_hold_in_a_comprehension_does_not_land_on_its_own_line(project: Project) -> None:
     # On 3.11 a comprehension runs in a frame of its own, on the same line: "landed in"
     # would name the line the report just showed. It names library code or nothing.
