@@ -71,6 +71,9 @@ _waiting: list[Swap] = []
 # What this test's swaps put in place and took out again, by id: ours, and the original.
 _undone: dict[int, tuple[object, object]] = {}
 _known_modules: set[str] = set()
+# How many modules there were and the last one imported, at the last look: an import adds
+# its module at the end of `sys.modules`, so an unchanged shape means none was imported.
+_known_shape: tuple[int, str | None] = (0, None)
 
 
 def settle() -> None:
@@ -90,7 +93,13 @@ def settle() -> None:
 
 
 def _rebind_in_new_modules() -> None:
-    global _known_modules
+    global _known_modules, _known_shape
+    shape = (len(sys.modules), next(reversed(sys.modules), None))
+    if shape == _known_shape:
+        # Nothing imported since the last look (the common case): no set of thousands of
+        # names to build after every test.
+        _undone.clear()
+        return
     names = set(sys.modules)
     if _undone:
         for name in names - _known_modules:
@@ -104,6 +113,7 @@ def _rebind_in_new_modules() -> None:
                 if found is not None and found[0] is value:
                     namespace[key] = found[1]
     _known_modules = names
+    _known_shape = shape
     _undone.clear()
 
 
