@@ -37,6 +37,9 @@ class FrameRecord:
     # Qualified type names of the locals, for the deepest app frame only: enough to
     # tell that `conn.execute(...)` is `sqlite3.Connection.execute`, never the values.
     local_types: tuple[tuple[str, str], ...] = ()
+    # For a frame that makes something once (see `MADE_BY`), a hash of its name: tells one
+    # template's compile from another's without keeping the name.
+    made: int | None = None
 
     @property
     def is_library(self) -> bool:
@@ -75,6 +78,10 @@ def without_plugin(stack: Stack) -> Stack:
     return tuple(kept)
 
 
+# (module, function) of frames that make one thing once (a template, a module), and the
+# local naming it: filled in by `warmup`.
+MADE_BY: dict[tuple[str | None, str], str] = {}
+
 FrameRule = tuple[str, str, str]
 """(module, function or "" for any in the module, what a frame of it is doing)."""
 
@@ -92,19 +99,29 @@ def capture(frame: FrameType | None) -> Stack:
     records: list[FrameRecord] = []
     while frame is not None:
         code = frame.f_code
+        module = frame.f_globals.get("__name__")
+        function = _function_name(code)
         records.append(
             FrameRecord(
                 filename=code.co_filename,
                 lineno=_source_line(frame),
-                function=_function_name(code),
-                module=frame.f_globals.get("__name__"),
+                function=function,
+                module=module,
                 code=code,
                 lasti=frame.f_lasti,
+                made=_made(frame, MADE_BY.get((module, function))) if MADE_BY else None,
             )
         )
         frame = frame.f_back
     records.reverse()
     return tuple(records)
+
+
+def _made(frame: FrameType, local: str | None) -> int | None:
+    if local is None:
+        return None
+    name = frame.f_locals.get(local)
+    return hash(name) if isinstance(name, str) else None
 
 
 def _source_line(frame: FrameType) -> int:

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 from .adapters import all_one_time_work
 from .origins import Request
-from .stacks import FrameRule, Stack, first_match
+from .stacks import MADE_BY, FrameRule, Stack, first_match
 
 # The one-time work a frame does, beside what each framework's adapter lists. A sample is
 # one-time work when any frame of it matches: the work runs beneath that frame.
@@ -58,6 +58,17 @@ _ONE_TIME_WORK: tuple[FrameRule, ...] = (
 )
 
 
+# One-time work that names what it makes: a template is compiled once per environment and a
+# module imported once, so compiling another template is new work, compiling the same one
+# again is not (an environment rebuilt on every request).
+MADE_BY.update(
+    {
+        ("jinja2.environment", "Environment._load_template"): "name",
+        ("importlib._bootstrap", "_find_and_load"): "name",
+    }
+)
+
+
 def one_time_work(stack: Stack) -> str | None:
     """The one-time work `stack` (outermost frame first) was doing, if any."""
     found = first_match(stack, _ONE_TIME_WORK + all_one_time_work())
@@ -82,12 +93,23 @@ def classify(weighed: Sequence[tuple[Stack, float]], held_s: float, budget_s: fl
     return max(per_work, key=per_work.__getitem__)
 
 
+def made_in(weighed: Sequence[tuple[Stack, float]], work: str) -> frozenset[int]:
+    """What the samples doing `work` were making, by the hashes of its names."""
+    return frozenset(
+        frame.made
+        for stack, _ in weighed
+        if one_time_work(stack) == work
+        for frame in stack
+        if frame.made is not None
+    )
+
+
 class _Served(NamedTuple):
     app: weakref.ref[Any]
     # {route: the sequence number at which the route's first request finished}
     routes: dict[tuple[Any, ...], int]
-    # (route, one-time work) a hold of the route was found to be
-    warmed_up: set[tuple[tuple[Any, ...], str]]
+    # (route, one-time work, what it made or None) a hold of the route was found to be
+    warmed_up: set[tuple[tuple[Any, ...], str, int | None]]
 
 
 # What each live app instance has served, by id(app).
@@ -104,16 +126,20 @@ def finished(request: Request) -> None:
         request.first_on_route = request.started < first_finished
 
 
-def first_time(request: Request, work: str) -> bool:
-    """Whether a hold of this request's route doing `work` is the route's first on its app;
-    the next one is not."""
+def first_time(request: Request, work: str, made: frozenset[int] = frozenset()) -> bool:
+    """Whether a hold of this request's route doing `work` is the route's first on its app
+    (the first to make one of `made`, when the work names what it makes); the next one
+    making the same is not."""
     entry = _entry(request)
     if entry is None:
         return False
-    done = (_route(request), work)
-    if done in entry.warmed_up:
+    route = _route(request)
+    done: set[tuple[tuple[Any, ...], str, int | None]] = {(route, work, name) for name in made}
+    if not done:
+        done.add((route, work, None))
+    if done <= entry.warmed_up:
         return False
-    entry.warmed_up.add(done)
+    entry.warmed_up.update(done)
     return True
 
 

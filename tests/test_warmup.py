@@ -48,6 +48,12 @@ APP_FACTORY = """
             page = "page.html"
             return env.get_template(page).render(user=User)
 
+        @app.get("/account", response_class=HTMLResponse)
+        async def account(request: Request):
+            # A refusal rendered from a page of its own, as an admin site does.
+            name = "page.html" if "token" in request.headers else "denied.html"
+            return env.get_template(name).render(user=User)
+
         @app.get("/rebuilt", response_class=HTMLResponse)
         async def rebuilt():
             # A new environment on every request: its templates are compiled every time.
@@ -92,6 +98,7 @@ def write_project(project: Project, conftest: str, tests: str) -> None:
     project.pytester.makeconftest(textwrap.dedent(conftest))
     templates = project.pytester.mkdir("templates")
     (templates / "page.html").write_text(PAGE)
+    (templates / "denied.html").write_text(PAGE.replace("<li", "<li hidden"))
     project.tests(tests)
 
 
@@ -311,5 +318,34 @@ def test_a_routes_first_render_on_a_later_request_is_warm_up(project: Project) -
             "test_app.py::test_guarded: warm-up: GET /guarded held the event loop for * ms at "
             "app.py:*: compiling a template, the first time this app's route did it; "
             "not counted (count it with @pytest.mark.noblock(count_warmup=True))"
+        ]
+    )
+
+
+def test_each_template_a_route_compiles_for_the_first_time_is_warm_up(project: Project) -> None:
+    # The route's first request compiled its refusal page, the next one its real page:
+    # two templates, each compiled once (starlette-admin's 403 page, then its list page).
+    write_project(
+        project,
+        FRESH_APP_CONFTEST,
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_account(noblock_client):
+            assert (await noblock_client.get("/account")).status_code == 200
+            headers = {"token": "t"}
+            assert (await noblock_client.get("/account", headers=headers)).status_code == 200
+            assert (await noblock_client.get("/account", headers=headers)).status_code == 200
+        """,
+    )
+    result = project.run_subprocess()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "test_app.py::test_account: warm-up: GET /account held the event loop for * ms at "
+            "app.py:*: compiling a template, on this app's first request to the route; *",
+            "test_app.py::test_account: warm-up: GET /account held the event loop for * ms at "
+            "app.py:*: compiling a template, the first time this app's route did it; *",
         ]
     )
