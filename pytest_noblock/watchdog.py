@@ -14,8 +14,7 @@ Pure Python can starve the watchdog too. A loop thread that lets the GIL go for 
 every few milliseconds (Jinja checking each included template's file for changes) takes it
 straight back each time, and CPython's waiting thread then never asks for its turn: on a
 quiet machine the watchdog slept through a 140 ms render. So the alarm repeats, every tick
-of CPU time, while the watchdog stays away: each sample stands for the time since the one
-before, and spread work is seen spread.
+of CPU time, while the watchdog stays away, and spread work is seen spread.
 
 faulthandler's dump-later timer would see the C frames too, but it reads other threads'
 frames while they run (it crashed the interpreter under load here), and pytest's own
@@ -100,8 +99,9 @@ class Watchdog:
 
     Each sample is weighted by the time it stands for, so the report names the line where
     the time went: a tick's sample stands for one tick at most (a starved watchdog saw only
-    that moment), an alarm's sample for the time since the last look (the last one's also
-    until the watchdog ran again).
+    that moment), an alarm's sample for one interval when its handler ran on time and for
+    the whole wait when a C call held it back (the last one's also until the watchdog ran
+    again).
     """
 
     def __init__(
@@ -119,8 +119,10 @@ class Watchdog:
         self._alarm = CpuAlarm(alarm_after_s, self._tick_s, self._on_alarm) if cpu_alarm else None
         self._last_tick = now()
         self._gil = GilWatch(clock, budget_s)
-        # The alarms' samples since the last tick, each with when it was taken.
+        # The alarms' samples since the last tick, each with when it was taken, and the
+        # tick the starved stretch began at.
         self._starved: list[tuple[Sample, float]] = []
+        self._starved_since = 0.0
         self._stopping = threading.Event()
         self._thread: _ParkedThread | None = None
 
@@ -200,15 +202,28 @@ class Watchdog:
         current = self._clock.current
         if current is None or frame is None:
             return
+        alarm = self._alarm
+        if alarm is None:
+            return
         at = now()
+        if not self._starved:
+            self._starved_since = self._last_tick
         since = self._starved[-1][1] if self._starved else self._last_tick
+        interval = at - since
+        # A handler that ran when its alarm was due saw one moment of whatever kept the
+        # watchdog out (pure Python taking the GIL straight back): it stands for one
+        # interval, as a tick's sample does, and the rest of the stretch is not guessed at.
+        # One that ran late waited for a C call that kept the GIL: the wait was the call's.
+        due = alarm.every_s if self._starved else alarm.after_s
+        late = interval > due + alarm.every_s
+        weight = interval if late else min(interval, alarm.every_s)
         seen = self._clock.observe(current[0])
         if len(seen.samples) >= MAX_SAMPLES_PER_SEGMENT and self._starved:
             # No room for another stack: the last one stands for this stretch too.
-            self._starved[-1][0].weight_s += at - since
+            self._starved[-1][0].weight_s += weight
             self._starved[-1] = (self._starved[-1][0], at)
             return
-        sample = Sample(capture_with_local_types(frame, read_source=False), at - since)
+        sample = Sample(capture_with_local_types(frame, read_source=False), weight)
         seen.samples.append(sample)
         self._starved.append((sample, at))
 
@@ -226,13 +241,12 @@ class Watchdog:
         last, last_at = starved[-1]
         last.weight_s += max(at - last_at, 0.0)
         # The tick may read the clock just before a handler samples: never below 0.
-        stretch = max(sum(sample.weight_s for sample, _ in starved), 0.0)
-        if stretch <= 0:
+        span = at - self._starved_since
+        if span <= 0:
             return
-        began = starved[0][1] - starved[0][0].weight_s
         # Nor a full garbage collection's: it is not counted in the hold, and it runs
         # wherever the heap fills up (a template line of no weight of its own).
-        lost = own_wait + self._clock.gc.lost.between(began, at)
-        kept = max(stretch - lost, min(stretch, self._tick_s), 0.0)
+        lost = own_wait + self._clock.gc.lost.between(self._starved_since, at)
+        kept = max(span - lost, min(span, self._tick_s), 0.0) / span
         for sample, _ in starved:
-            sample.weight_s = max(sample.weight_s, 0.0) * kept / stretch
+            sample.weight_s = max(sample.weight_s, 0.0) * kept
