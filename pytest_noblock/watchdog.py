@@ -41,7 +41,7 @@ IDLE = "pytest-noblock-watchdog (idle)"
 
 
 class _ParkedThread:
-    """A watchdog's thread, kept idle between tests until the session ends.
+    """A watchdog's thread, kept idle between tests until the last one has run.
 
     Starting and joining a thread for every watched test cost more than the rest of the
     watch together (and, on a busy machine, as long as the scheduler took to run it).
@@ -89,7 +89,7 @@ _idle: list[_ParkedThread] = []
 
 
 def end_idle_threads() -> None:
-    """At the end of a session: no thread of the plugin outlives it."""
+    """After the last test: no thread of the plugin outlives it."""
     while _idle:
         _idle.pop().end()
 
@@ -206,26 +206,30 @@ class Watchdog:
         if alarm is None:
             return
         at = now()
-        if not self._starved:
+        # One reading of the list: the watchdog may swap in a new one meanwhile, and an
+        # error here would be raised in the app's code.
+        starved = self._starved
+        if not starved:
             self._starved_since = self._last_tick
-        since = self._starved[-1][1] if self._starved else self._last_tick
+        since = starved[-1][1] if starved else self._last_tick
         interval = at - since
         # A handler that ran when its alarm was due saw one moment of whatever kept the
         # watchdog out (pure Python taking the GIL straight back): it stands for one
         # interval, as a tick's sample does, and the rest of the stretch is not guessed at.
         # One that ran late waited for a C call that kept the GIL: the wait was the call's.
-        due = alarm.every_s if self._starved else alarm.after_s
+        due = alarm.every_s if starved else alarm.after_s
         late = interval > due + alarm.every_s
         weight = interval if late else min(interval, alarm.every_s)
         seen = self._clock.observe(current[0])
-        if len(seen.samples) >= MAX_SAMPLES_PER_SEGMENT and self._starved:
+        if len(seen.samples) >= MAX_SAMPLES_PER_SEGMENT and starved:
             # No room for another stack: the last one stands for this stretch too.
-            self._starved[-1][0].weight_s += weight
-            self._starved[-1] = (self._starved[-1][0], at)
+            last = starved[-1][0]
+            last.weight_s += weight
+            starved[-1] = (last, at)
             return
         sample = Sample(capture_with_local_types(frame, read_source=False), weight)
         seen.samples.append(sample)
-        self._starved.append((sample, at))
+        starved.append((sample, at))
 
     def _close_starved_stretch(self, at: float, own_wait: float) -> None:
         """The watchdog runs again: the starved stretch the alarms sampled is over.
@@ -239,8 +243,8 @@ class Watchdog:
             return
         starved, self._starved = self._starved, []
         last, last_at = starved[-1]
-        last.weight_s += max(at - last_at, 0.0)
         # The tick may read the clock just before a handler samples: never below 0.
+        last.weight_s += max(at - last_at, 0.0)
         span = at - self._starved_since
         if span <= 0:
             return
