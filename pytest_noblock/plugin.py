@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-import sys
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
@@ -197,20 +196,6 @@ def _show_headline_in_short_summary(report: pytest.TestReport, headline: str) ->
 
 
 _GREEN = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
-    # The watchdog's thread, idle between tests, ends with the last test (or an interrupted
-    # loop): a conftest's session-end check for stray threads must not find it.
-    try:
-        return (yield)
-    finally:
-        if f"{__package__}.watchdog" in sys.modules:
-            # Only a session that watched a test started a watchdog's thread.
-            from .watchdog import end_idle_threads
-
-            end_idle_threads()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
 from types import FrameType
 
 from . import threadpool
@@ -36,62 +35,6 @@ from .steps import Sample, StepClock
 from .threadtime import ThreadUsage, now
 
 MAX_SAMPLES_PER_SEGMENT = 48
-WATCHING = "pytest-noblock-watchdog"
-IDLE = "pytest-noblock-watchdog (idle)"
-
-
-class _ParkedThread:
-    """A watchdog's thread, kept idle between tests until the last one has run.
-
-    Starting and joining a thread for every watched test cost more than the rest of the
-    watch together (and, on a busy machine, as long as the scheduler took to run it).
-    """
-
-    def __init__(self) -> None:
-        self._job: Callable[[], None] | None = None
-        self._wake = threading.Event()
-        self.done = threading.Event()
-        self.usable = True
-        self._thread = threading.Thread(target=self._serve, name=IDLE, daemon=True)
-        self._thread.start()
-
-    def run(self, job: Callable[[], None]) -> None:
-        self.done.clear()
-        self._job = job
-        self._thread.name = WATCHING
-        self._wake.set()
-
-    def _serve(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            job, self._job = self._job, None
-            if job is None:
-                return
-            try:
-                job()
-            except BaseException:
-                # The error goes to `threading.excepthook`, as from any thread, and ends
-                # this one: it is not put back to wait for another test.
-                self.usable = False
-                raise
-            finally:
-                self._thread.name = IDLE
-                self.done.set()
-
-    def end(self) -> None:
-        self._job = None
-        self._wake.set()
-        self._thread.join()
-
-
-_idle: list[_ParkedThread] = []
-
-
-def end_idle_threads() -> None:
-    """After the last test: no thread of the plugin outlives it."""
-    while _idle:
-        _idle.pop().end()
 
 
 class Watchdog:
@@ -124,28 +67,23 @@ class Watchdog:
         self._starved: list[tuple[Sample, float]] = []
         self._starved_since = 0.0
         self._stopping = threading.Event()
-        self._thread: _ParkedThread | None = None
+        self._thread = threading.Thread(
+            target=self._run, name="pytest-noblock-watchdog", daemon=True
+        )
 
     def start(self) -> None:
         self._last_tick = now()
         self._usage.remember(self._last_tick)
         if self._alarm is not None:
             self._alarm.rearm()
-        try:
-            self._thread = _idle.pop()
-        except IndexError:
-            self._thread = _ParkedThread()
-        self._thread.run(self._run)
+        self._thread.start()
 
     def stop(self) -> None:
         if self._stopping.is_set():
             return
         self._stopping.set()
-        if self._thread is not None:
-            self._thread.done.wait()
-            if self._thread.usable:
-                _idle.append(self._thread)
-            self._thread = None
+        if self._thread.is_alive():
+            self._thread.join()
         if self._alarm is not None:
             self._alarm.close()
         self._close_starved_stretch(now(), 0.0)

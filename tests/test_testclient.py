@@ -141,9 +141,7 @@ def test_no_portal_threads_or_patches_left_behind(project: Project) -> None:
             assert starlette.testclient._TestClientTransport.handle_request is ORIGINAL_HANDLE
             assert asyncio.Handle._run is ORIGINAL_RUN
             names = [thread.name for thread in threading.enumerate()]
-            # A watchdog's thread waits idle for the next watched test (the session ends it).
-            watching = [name for name in names if "noblock" in name and "(idle)" not in name]
-            assert not watching, names
+            assert not [name for name in names if "noblock" in name], names
         """
     )
     result = project.run()
