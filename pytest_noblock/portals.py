@@ -148,25 +148,16 @@ class SyncWatch:
     @contextlib.contextmanager
     def _watched_portal(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         __tracebackhide__ = True  # a portal that fails to start shows anyio's frames only
-        loop: _PortalLoop | None = None
-        try:
-            with self._start_portal(*args, **kwargs) as portal:
-                loop = _PortalLoop(LoopWatch(self.settings, cpu_alarm=False))
-                self._loops.append(loop)
-                # Queued, not waited for: a portal runs the calls it is given in order, so
-                # the watch is up before the client's first call and down before the
-                # portal's own stop. Waiting for each hand-over between the two threads
-                # was most of what watching cost a bare `TestClient(app)` request.
-                started = portal.start_task_soon(loop.start)
-                try:
-                    yield portal
-                finally:
-                    with contextlib.suppress(Exception):
-                        portal.start_task_soon(loop.stop)
-            started.result()  # done by now: a watch that failed to start says so
-        finally:
-            # Directly too, if the portal broke or cancelled the queued stop.
-            if loop is not None:
+        with self._start_portal(*args, **kwargs) as portal:
+            loop = _PortalLoop(LoopWatch(self.settings, cpu_alarm=False))
+            self._loops.append(loop)
+            try:
+                portal.call(loop.start)
+                yield portal
+            finally:
+                # On the loop's thread while it still runs; directly if the portal broke.
+                with contextlib.suppress(Exception):
+                    portal.call(loop.stop)
                 loop.stop()
 
 
