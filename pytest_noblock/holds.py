@@ -101,13 +101,11 @@ def _analyse(segment: Segment, budget_s: float) -> Hold:
             )
         )
         if isinstance(origin, Request):
-            warm_up = warmup.classify(site.weighed, held, budget_s)
+            warmed = warmup.classify(site.weighed, held, budget_s)
             # Concurrent first requests are all first; later ones only once per work.
-            first = warm_up is not None and warmup.first_time(
-                origin, warm_up, warmup.made_in(site.weighed, warm_up)
-            )
-            if not (first or origin.first_on_route):
-                warm_up = None
+            first = warmed is not None and warmup.first_time(origin, warmed.work, warmed.made)
+            if warmed is not None and (first or origin.first_on_route):
+                warm_up = warmed.work
     return Hold(
         origin=origin,
         held_s=held,

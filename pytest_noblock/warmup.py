@@ -75,33 +75,35 @@ def one_time_work(stack: Stack) -> str | None:
     return found[1] if found is not None else None
 
 
-def classify(weighed: Sequence[tuple[Stack, float]], held_s: float, budget_s: float) -> str | None:
+class WarmUp(NamedTuple):
+    work: str
+    # What the samples doing it were making, by the hashes of its names (see `MADE_BY`).
+    made: frozenset[int]
+
+
+def classify(
+    weighed: Sequence[tuple[Stack, float]], held_s: float, budget_s: float
+) -> WarmUp | None:
     """The one-time work a hold was, when taking it out leaves the hold within budget."""
     total = sum(weight for _, weight in weighed)
     if total <= 0:
         return None
     per_work: dict[str, float] = {}
+    made: dict[str, set[int]] = {}
     for stack, weight in weighed:
         work = one_time_work(stack)
         if work is not None:
             per_work[work] = per_work.get(work, 0.0) + weight
+            made.setdefault(work, set()).update(
+                frame.made for frame in stack if frame.made is not None
+            )
     if not per_work:
         return None
     rest_s = held_s * (1 - sum(per_work.values()) / total)
     if rest_s > budget_s:
         return None
-    return max(per_work, key=per_work.__getitem__)
-
-
-def made_in(weighed: Sequence[tuple[Stack, float]], work: str) -> frozenset[int]:
-    """What the samples doing `work` were making, by the hashes of its names."""
-    return frozenset(
-        frame.made
-        for stack, _ in weighed
-        if one_time_work(stack) == work
-        for frame in stack
-        if frame.made is not None
-    )
+    work = max(per_work, key=per_work.__getitem__)
+    return WarmUp(work, frozenset(made[work]))
 
 
 class _Served(NamedTuple):
@@ -126,7 +128,7 @@ def finished(request: Request) -> None:
         request.first_on_route = request.started < first_finished
 
 
-def first_time(request: Request, work: str, made: frozenset[int] = frozenset()) -> bool:
+def first_time(request: Request, work: str, made: frozenset[int]) -> bool:
     """Whether a hold of this request's route doing `work` is the route's first on its app
     (the first to make one of `made`, when the work names what it makes); the next one
     making the same is not."""
