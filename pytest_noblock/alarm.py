@@ -12,6 +12,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from . import platforms
+from .threadtime import now
 
 # The profiling timer counts system time too: building a 200 MB string is mostly page
 # faults, which a user-time alarm (`ITIMER_VIRTUAL`) never sees.
@@ -72,10 +73,13 @@ class CpuAlarm:
         self._signal: int = _ALARM
         self.after_s = after_s
         self.every_s = every_s
+        # When it was last armed: the first alarm after that comes `after_s` in.
+        self.armed_at = 0.0
         signal.signal(self._signal, lambda signum, frame: on_alarm(frame))
 
     def rearm(self) -> None:
         signal.setitimer(signal.ITIMER_PROF, self.after_s, self.every_s)
+        self.armed_at = now()
 
     def close(self) -> None:
         signal.setitimer(signal.ITIMER_PROF, 0)

@@ -119,10 +119,9 @@ class GilWatch:
     def own_wait(self, needed: bool) -> float:
         """How long the watchdog waited for a CPU since the last tick: the machine's doing.
 
-        Read only on ticks that need it (a worker busy, a starved stretch to weigh): every
-        read lets the GIL go, and getting it back costs the watchdog up to a switch interval
-        while the loop computes. Without a reading at the last tick there is no baseline:
-        then nothing is taken out.
+        Read only on ticks that need it (a worker busy): every read lets the GIL go, and
+        getting it back costs the watchdog up to a switch interval while the loop computes.
+        Without a reading at the last tick there is no baseline: then nothing is taken out.
         """
         if not needed or self._own is None:
             self._own_waiting = None

@@ -218,6 +218,11 @@ class GarbageCollectorTime:
                 self.lost.add(self._started, max(took, 0.0))
             self._started = None
 
+    @property
+    def collecting_everything(self) -> bool:
+        """A full collection is running (seen from another thread while it lets the GIL go)."""
+        return self._started is not None and self._full
+
     def full_overlapping(self, start: float, end: float) -> float:
         """Full collections' time inside `start`..`end`, the one running now included: the
         watchdog can look in the middle of one (the finalizers it runs let the GIL go)."""

@@ -72,11 +72,12 @@ class ThreadUsage:
                 return None
         return None
 
-    def remember(self, at: float) -> None:
+    def remember(self, at: float) -> Usage | None:
         """Called by the watchdog on every tick, so a step's start has a reading before it."""
         usage = self.read(at)
         if usage is not None:
             self._history.append(usage)
+        return usage
 
     def nearest(self, moment: float) -> Usage | None:
         """The reading closest to a step's start, on either side of it.

@@ -16,6 +16,11 @@ straight back each time, and CPython's waiting thread then never asks for its tu
 quiet machine the watchdog slept through a 140 ms render. So the alarm repeats, every tick
 of CPU time, while the watchdog stays away, and spread work is seen spread.
 
+An alarm's sample stands for the loop thread's CPU time since the sample before, less any
+full garbage collection in it: wall time would give it the machine's preemptions too, and
+a collection (not counted in the hold) ends in whatever line allocated last. On a CI worker
+with a big heap, one sample taken after a 90 ms collection outweighed forty templates.
+
 faulthandler's dump-later timer would see the C frames too, but it reads other threads'
 frames while they run (it crashed the interpreter under load here), and pytest's own
 `faulthandler_timeout` needs that single timer.
@@ -25,6 +30,8 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
+from collections.abc import Callable
 from types import FrameType
 
 from . import threadpool
@@ -32,7 +39,7 @@ from .alarm import CpuAlarm
 from .gil import GilWatch
 from .stacks import capture_with_local_types
 from .steps import Sample, StepClock
-from .threadtime import ThreadUsage, now
+from .threadtime import ThreadUsage, Usage, now
 
 MAX_SAMPLES_PER_SEGMENT = 48
 
@@ -44,7 +51,7 @@ class Watchdog:
     the time went: a tick's sample stands for one tick at most (a starved watchdog saw only
     that moment), an alarm's sample for one interval when its handler ran on time and for
     the whole wait when a C call held it back (the last one's also until the watchdog ran
-    again).
+    again), counted in the loop thread's CPU time.
     """
 
     def __init__(
@@ -62,10 +69,13 @@ class Watchdog:
         self._alarm = CpuAlarm(alarm_after_s, self._tick_s, self._on_alarm) if cpu_alarm else None
         self._last_tick = now()
         self._gil = GilWatch(clock, budget_s)
-        # The alarms' samples since the last tick, each with when it was taken, and the
-        # tick the starved stretch began at.
-        self._starved: list[tuple[Sample, float]] = []
-        self._starved_since = 0.0
+        # Up to when the loop thread's time is spoken for, and its CPU time then (None where
+        # it cannot be read): the next alarm's sample stands for the time since. One tuple,
+        # moved by both threads: the tick's reading can be older than an alarm's.
+        self._mark: tuple[float, float | None] = (self._last_tick, None)
+        # The last alarm's sample since the last tick: it stands for the time until the
+        # watchdog runs again too.
+        self._last_alarm: Sample | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="pytest-noblock-watchdog", daemon=True
@@ -73,7 +83,8 @@ class Watchdog:
 
     def start(self) -> None:
         self._last_tick = now()
-        self._usage.remember(self._last_tick)
+        usage = self._usage.remember(self._last_tick)
+        self._mark = (self._last_tick, usage.cpu_s if usage is not None else None)
         if self._alarm is not None:
             self._alarm.rearm()
         self._thread.start()
@@ -86,7 +97,8 @@ class Watchdog:
             self._thread.join()
         if self._alarm is not None:
             self._alarm.close()
-        self._close_starved_stretch(now(), 0.0)
+        at = now()
+        self._close_starved_stretch(at, self._usage.read(at))
 
     def _run(self) -> None:
         self._gil.start()
@@ -103,15 +115,17 @@ class Watchdog:
         at = now()
         since_last_tick = at - self._last_tick
         workers = self._gil.look(since_last_tick - self._tick_s)
-        if self._alarm is not None:
+        # Not while a full collection runs: the plugin's own callback let the GIL go, the
+        # loop thread is no more watched than before, and re-arming would leave what comes
+        # after the collection unsampled for `after_s`.
+        if self._alarm is not None and not self._clock.gc.collecting_everything:
             self._alarm.rearm()
         # A busy machine keeps the watchdog from running too: not a hold of anyone's.
         busy = bool(workers)
-        own_wait = self._gil.own_wait(busy or bool(self._starved))
-        self._close_starved_stretch(at, own_wait)
+        own_wait = self._gil.own_wait(busy)
         previous = self._usage.nearest(self._last_tick) if busy else None
+        self._close_starved_stretch(at, self._usage.remember(at))
         self._last_tick = at
-        self._usage.remember(at)
         threadpool.sample()
         if busy:
             # The loop thread's CPU time since the last tick, from the readings kept anyway.
@@ -129,13 +143,21 @@ class Watchdog:
             seen.usage_before = self._usage.nearest(start)
         if len(seen.samples) >= MAX_SAMPLES_PER_SEGMENT:
             return
+        gc = self._clock.gc
+        if gc.collecting_everything:
+            # The plugin's own callback let the GIL go as the collection began or ended:
+            # a sample now would show where it was set off, a moment of no weight.
+            return
         frame = sys._current_frames().get(self._clock.thread_ident)
         if frame is not None and self._clock.current is current:
             stack = capture_with_local_types(frame)
-            seen.samples.append(Sample(stack, min(since_last_tick, self._tick_s)))
+            ran = since_last_tick - gc.full_overlapping(at - since_last_tick, at)
+            seen.samples.append(Sample(stack, min(max(ran, 0.0), self._tick_s)))
         del frame
 
-    def _on_alarm(self, frame: FrameType | None) -> None:
+    def _on_alarm(
+        self, frame: FrameType | None, _thread_time: Callable[[], float] = time.thread_time
+    ) -> None:
         """On the main thread, right after (or inside) whatever starved the watchdog."""
         current = self._clock.current
         if current is None or frame is None:
@@ -144,51 +166,54 @@ class Watchdog:
         if alarm is None:
             return
         at = now()
-        # One reading of the list: the watchdog may swap in a new one meanwhile, and an
-        # error here would be raised in the app's code.
-        starved = self._starved
-        if not starved:
-            self._starved_since = self._last_tick
-        since = starved[-1][1] if starved else self._last_tick
-        interval = at - since
+        # The alarm is armed only when the loop runs on the main thread, where this runs.
+        cpu = _thread_time()
+        since, since_cpu = self._mark
+        ran = self._ran(since, at, cpu - since_cpu if since_cpu is not None else None)
+        self._mark = (at, cpu)
         # A handler that ran when its alarm was due saw one moment of whatever kept the
         # watchdog out (pure Python taking the GIL straight back): it stands for one
         # interval, as a tick's sample does, and the rest of the stretch is not guessed at.
         # One that ran late waited for a C call that kept the GIL: the wait was the call's.
-        due = alarm.every_s if starved else alarm.after_s
-        late = interval > due + alarm.every_s
-        weight = interval if late else min(interval, alarm.every_s)
+        # The first alarm comes `after_s` after the watchdog armed it, the next ones every
+        # `every_s`. One already on its way when it re-armed can be handled after that, and
+        # sooner than `after_s` (of CPU time, so of wall time too): the next one is the first.
+        due = alarm.after_s if since < alarm.armed_at + alarm.after_s else alarm.every_s
+        late = ran > due + alarm.every_s
+        weight = ran if late else min(ran, alarm.every_s)
         seen = self._clock.observe(current[0])
-        if len(seen.samples) >= MAX_SAMPLES_PER_SEGMENT and starved:
+        last = self._last_alarm
+        if len(seen.samples) >= MAX_SAMPLES_PER_SEGMENT and last is not None:
             # No room for another stack: the last one stands for this stretch too.
-            last = starved[-1][0]
             last.weight_s += weight
-            starved[-1] = (last, at)
             return
         sample = Sample(capture_with_local_types(frame, read_source=False), weight)
         seen.samples.append(sample)
-        starved.append((sample, at))
+        self._last_alarm = sample
 
-    def _close_starved_stretch(self, at: float, own_wait: float) -> None:
-        """The watchdog runs again: the starved stretch the alarms sampled is over.
+    def _ran(self, since: float, at: float, cpu_s: float | None) -> float:
+        """How long the loop thread ran between two moments, less full collections.
 
-        What of it the watchdog spent waiting for a CPU, the machine took, not the code the
-        alarms caught: that time is no sample's (a lone sample after a syscall stood for a
-        whole template compile on a loaded machine). It is taken out of each sample in
-        proportion, since the wait cannot be dated.
+        In CPU time where the loop thread's is known at both ends (everywhere but macOS):
+        what the machine took meanwhile was nobody's code.
         """
-        if not self._starved:
+        ran = cpu_s if cpu_s is not None else at - since
+        # The running one too: a collection's end calls the plugin's own callback, Python
+        # code, and a pending alarm is handled there, before the collection is logged.
+        return max(ran - self._clock.gc.full_overlapping(since, at), 0.0)
+
+    def _close_starved_stretch(self, at: float, usage: Usage | None) -> None:
+        """The watchdog runs again: the last alarm's sample stands for the time until now.
+
+        Alarms handled while this tick waited for the GIL (reading the usage lets it go)
+        moved the mark past `at`: then the time is theirs already.
+        """
+        last, self._last_alarm = self._last_alarm, None
+        since, since_cpu = self._mark
+        if at <= since:
             return
-        starved, self._starved = self._starved, []
-        last, last_at = starved[-1]
-        # The tick may read the clock just before a handler samples: never below 0.
-        last.weight_s += max(at - last_at, 0.0)
-        span = at - self._starved_since
-        if span <= 0:
-            return
-        # Nor a full garbage collection's: it is not counted in the hold, and it runs
-        # wherever the heap fills up (a template line of no weight of its own).
-        lost = own_wait + self._clock.gc.lost.between(self._starved_since, at)
-        kept = max(span - lost, min(span, self._tick_s), 0.0) / span
-        for sample, _ in starved:
-            sample.weight_s = max(sample.weight_s, 0.0) * kept
+        cpu = usage.cpu_s if usage is not None else None
+        self._mark = (at, cpu)
+        if last is not None:
+            spent = cpu - since_cpu if cpu is not None and since_cpu is not None else None
+            last.weight_s += self._ran(since, at, spent)

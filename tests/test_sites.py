@@ -348,6 +348,56 @@ def test_time_spread_over_many_templates_and_gzip_is_named_at_the_line_that_led_
         assert_plugin_never_named(result)
 
 
+GARBAGE_APP = TEMPLATES_AND_GZIP_APP.replace(
+    'templates = Jinja2Templates(directory="templates")',
+    """templates = Jinja2Templates(directory="templates")
+    # A heap the size of a long test run's: each full collection takes some 60 ms.
+    HEAP = [[] for _ in range(1_000_000)]
+    templates.env.globals["collect"] = lambda: gc.collect() and \"\"
+    """,
+).replace("import os", "import gc\n    import os")
+
+
+def test_full_collections_in_the_middle_of_spread_work_do_not_move_the_site(
+    project: Project,
+) -> None:
+    # A worker process deep into a long run has a big heap, and a full collection can land
+    # in any template. Its time is not the hold's, so it is no line's either: the sample
+    # taken when it ended must not outweigh the forty templates around it.
+    project.app(GARBAGE_APP)
+    templates = project.pytester.mkdir("templates")
+    (templates / "index.html").write_text(
+        "".join(f'{{% include "part{n}.html" %}}\n' for n in range(40))
+    )
+    for n in range(40):
+        (templates / f"part{n}.html").write_text(PART)
+    (templates / "part12.html").write_text(PART + "{{ collect() }}{{ collect() }}{{ collect() }}\n")
+    project.tests(
+        """
+        import pytest
+
+        from pytest_noblock import noblock_paused
+
+        @pytest.mark.noblock
+        async def test_index(noblock_client):
+            with noblock_paused():  # compiled: rendering is what is left
+                assert (await noblock_client.get("/")).status_code == 200
+            assert (await noblock_client.get("/")).status_code == 200
+        """
+    )
+    line = line_of(GARBAGE_APP, "TemplateResponse(")
+    for _ in range(3):
+        result = project.run()
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                f"noblock: GET / held the event loop for * ms at app.py:{line} (budget 50 ms)",
+                f"  call      app.py:{line} in index",
+                "  timing    * ms wall, not counting * ms in full garbage collections*",
+            ]
+        )
+
+
 def test_a_hold_in_a_comprehension_does_not_land_on_its_own_line(project: Project) -> None:
     # On 3.11 a comprehension runs in a frame of its own, on the same line: "landed in"
     # would name the line the report just showed. It names library code or nothing.
