@@ -12,7 +12,6 @@ from collections.abc import Callable
 from types import FrameType
 
 from . import platforms
-from .threadtime import now
 
 # The profiling timer counts system time too: building a 200 MB string is mostly page
 # faults, which a user-time alarm (`ITIMER_VIRTUAL`) never sees.
@@ -60,26 +59,19 @@ def release_cpu_alarm() -> None:
 
 
 class CpuAlarm:
-    """Runs `on_alarm` on the main thread when the watchdog stops re-arming the alarm, and
-    again every `every_s` of CPU time for as long as it stays away.
+    """Runs `on_alarm` on the main thread every `every_s` of the process's CPU time.
 
     Alarms that come due while a C call keeps the GIL are delivered as one, when it returns.
     """
 
-    def __init__(
-        self, after_s: float, every_s: float, on_alarm: Callable[[FrameType | None], None]
-    ) -> None:
+    def __init__(self, every_s: float, on_alarm: Callable[[FrameType | None], None]) -> None:
         assert _ALARM is not None
         self._signal: int = _ALARM
-        self.after_s = after_s
         self.every_s = every_s
-        # When it was last armed: the first alarm after that comes `after_s` in.
-        self.armed_at = 0.0
         signal.signal(self._signal, lambda signum, frame: on_alarm(frame))
 
-    def rearm(self) -> None:
-        signal.setitimer(signal.ITIMER_PROF, self.after_s, self.every_s)
-        self.armed_at = now()
+    def arm(self) -> None:
+        signal.setitimer(signal.ITIMER_PROF, self.every_s, self.every_s)
 
     def close(self) -> None:
         signal.setitimer(signal.ITIMER_PROF, 0)

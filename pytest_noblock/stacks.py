@@ -95,44 +95,75 @@ def first_match(stack: Stack, rules: Sequence[FrameRule]) -> tuple[int, str] | N
     return None
 
 
-def capture(frame: FrameType | None) -> Stack:
-    records: list[FrameRecord] = []
+# What `capture` keeps of a frame on the hot path: its code, instruction offset, module,
+# Jinja template (its lines are the template's, mapped later) and what it makes.
+_RawFrame = tuple[CodeType, int, "str | None", object, "int | None"]
+
+
+def _capture_raw(frame: FrameType | None) -> list[_RawFrame]:
+    """Innermost frame first, up to the loop step's frame (`STEPS_FILE`): what runs above a
+    step (the loop, the test runner, pytest) is never a hold's, and it is half the stack."""
+    raw: list[_RawFrame] = []
+    makers = _makers(len(MADE_BY))
     while frame is not None:
         code = frame.f_code
-        module = frame.f_globals.get("__name__")
-        function = _function_name(code)
-        records.append(
-            FrameRecord(
-                filename=code.co_filename,
-                lineno=_source_line(frame),
-                function=function,
-                module=module,
-                code=code,
-                lasti=frame.f_lasti,
-                made=_made(frame, MADE_BY.get((module, function))) if MADE_BY else None,
-            )
-        )
+        namespace = frame.f_globals
+        module = namespace.get("__name__")
+        made = None
+        if code.co_name in makers:
+            local = MADE_BY.get((module, _function_name(code)))
+            made = _made(frame, local) if local is not None else None
+        template = namespace.get("__jinja_template__")
+        raw.append((code, frame.f_lasti, module, template, made))
+        if code.co_filename == STEPS_FILE:
+            break
         frame = frame.f_back
-    records.reverse()
-    return tuple(records)
+    return raw
 
 
-def _made(frame: FrameType, local: str | None) -> int | None:
-    if local is None:
-        return None
+@lru_cache(maxsize=1)
+def _makers(_entries: int) -> frozenset[str]:
+    """The plain names of `MADE_BY`'s functions: a cheap test for every frame."""
+    return frozenset(function.rpartition(".")[2] for _, function in MADE_BY)
+
+
+def _record(raw: _RawFrame) -> FrameRecord:
+    code, lasti, module, template, made = raw
+    return FrameRecord(
+        filename=code.co_filename,
+        lineno=_source_line(template, _line_at(code, lasti)),
+        function=_function_name(code),
+        module=module,
+        code=code,
+        lasti=lasti,
+        made=made,
+    )
+
+
+def _line_at(code: CodeType, lasti: int) -> int:
+    """What `frame.f_lineno` said, found later: it walks the line table on every read."""
+    for start, end, line in code.co_lines():
+        if start <= lasti < end:
+            return line if line is not None else code.co_firstlineno
+    return code.co_firstlineno
+
+
+def capture(frame: FrameType | None) -> Stack:
+    return tuple(_record(raw) for raw in reversed(_capture_raw(frame)))
+
+
+def _made(frame: FrameType, local: str) -> int | None:
     name = frame.f_locals.get(local)
     return hash(name) if isinstance(name, str) else None
 
 
-def _source_line(frame: FrameType) -> int:
+def _source_line(template: object, lineno: int) -> int:
     """The frame's line in its source file.
 
     Code compiled from a template runs Python the template engine generated, numbered its
     own way; Jinja keeps the map back to the template's lines (it rewrites tracebacks with
     it), and a report must name the template's line: `{% include "rows.html" %}`.
     """
-    lineno = frame.f_lineno or frame.f_code.co_firstlineno
-    template = frame.f_globals.get("__jinja_template__")
     to_template = getattr(template, "get_corresponding_lineno", None)
     if to_template is not None:
         try:
@@ -142,28 +173,67 @@ def _source_line(frame: FrameType) -> int:
     return lineno
 
 
-def capture_with_local_types(frame: FrameType | None, *, read_source: bool = True) -> Stack:
+class Captured:
+    """A stack as a sampler takes it, made into records only when something reads it.
+
+    The CPU alarm samples a hold every few milliseconds on the loop's own thread, and
+    turning a deep stack (pytest's frames, then the framework's) into records there cost
+    half a millisecond a sample: the hold grew by a tenth. Reports read the samples after
+    the test.
+    """
+
+    __slots__ = ("_deepest", "_deepest_record", "_raw", "_stack")
+
+    def __init__(
+        self, raw: list[_RawFrame], deepest: int | None, deepest_record: FrameRecord | None
+    ) -> None:
+        self._raw: list[_RawFrame] | None = raw
+        # Outermost-first index of the deepest app frame, and its record with the types
+        # of its locals, taken while the frame was live.
+        self._deepest = deepest
+        self._deepest_record = deepest_record
+        self._stack: Stack | None = None
+
+    @property
+    def stack(self) -> Stack:
+        if self._stack is None:
+            raw = self._raw or []
+            records = [_record(entry) for entry in reversed(raw)]
+            if self._deepest is not None and self._deepest_record is not None:
+                records[self._deepest] = self._deepest_record
+            self._stack = tuple(records)
+            self._raw = None
+        return self._stack
+
+
+def capture_lazily(frame: FrameType | None) -> Captured:
+    return Captured(_capture_raw(frame), None, None)
+
+
+def capture_with_local_types(frame: FrameType | None, *, read_source: bool = True) -> Captured:
     """Like `capture`, plus the types of the locals of the deepest app frame.
 
     `read_source=False` on the loop's own thread (the CPU alarm's handler): a source file
     not read yet is not read there, in the middle of the hold.
     """
-    stack = capture(frame)
-    deepest = _deepest_app_index(stack)
-    if deepest is None or frame is None:
-        return stack
-    app_frame: FrameType | None = frame
-    for _ in range(len(stack) - 1 - deepest):
-        app_frame = app_frame.f_back if app_frame is not None else None
-    if app_frame is None:
-        return stack
+    raw = _capture_raw(frame)
+    app_frame = frame
+    inner_index = 0
+    while inner_index < len(raw) and app_frame is not None:
+        filename = raw[inner_index][0].co_filename
+        if not is_library_file(filename) and not filename.startswith(PLUGIN_DIR):
+            break
+        app_frame = app_frame.f_back
+        inner_index += 1
+    if app_frame is None or inner_index == len(raw):
+        return Captured(raw, None, None)
+    record = _record(raw[inner_index])
     local_values = dict(list(app_frame.f_locals.items())[:64])
     types = [
         (name, _qualified_name(type(value)))
         for name, value in local_values.items()
         if not isinstance(value, ModuleType)
     ]
-    record = stack[deepest]
     types += _attribute_types(record, local_values, read_source)
     patched = FrameRecord(
         record.filename,
@@ -173,8 +243,9 @@ def capture_with_local_types(frame: FrameType | None, *, read_source: bool = Tru
         record.code,
         record.lasti,
         tuple(types),
+        record.made,
     )
-    return (*stack[:deepest], patched, *stack[deepest + 1 :])
+    return Captured(raw, len(raw) - 1 - inner_index, patched)
 
 
 _ATTRIBUTE = re.compile(r"\b([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
@@ -204,14 +275,6 @@ def _attribute_types(
         if inner is not None and not isinstance(inner, ModuleType):
             found.append((f"{name}.{attribute}", _qualified_name(type(inner))))
     return found
-
-
-def _deepest_app_index(stack: Stack) -> int | None:
-    for index in range(len(stack) - 1, -1, -1):
-        record = stack[index]
-        if not record.is_library and not record.is_plugin:
-            return index
-    return None
 
 
 def _function_name(code: CodeType) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from .origins import Origin, current_origin
 from .patching import MethodPatch
-from .stacks import Stack
+from .stacks import Captured, Stack
 from .threadtime import ThreadUsage, Usage
 
 
@@ -109,11 +109,16 @@ class Segment:
 class Sample:
     """A stack seen while a segment ran, and how much of the segment's time it stands for."""
 
-    __slots__ = ("stack", "weight_s")
+    __slots__ = ("_stack", "weight_s")
 
-    def __init__(self, stack: Stack, weight_s: float) -> None:
-        self.stack = stack
+    def __init__(self, stack: Stack | Captured, weight_s: float) -> None:
+        self._stack = stack
         self.weight_s = weight_s
+
+    @property
+    def stack(self) -> Stack:
+        stack = self._stack
+        return stack.stack if isinstance(stack, Captured) else stack
 
 
 class Observation:

@@ -393,7 +393,7 @@ def test_full_collections_in_the_middle_of_spread_work_do_not_move_the_site(
             [
                 f"noblock: GET / held the event loop for * ms at app.py:{line} (budget 50 ms)",
                 f"  call      app.py:{line} in index",
-                "  timing    * ms wall, not counting * ms in full garbage collections*",
+                "  timing    * ms wall, *not counting * ms in full garbage collections*",
             ]
         )
 
