@@ -38,11 +38,47 @@ from types import FrameType
 from . import threadpool
 from .alarm import CpuAlarm
 from .gil import GilWatch
-from .stacks import capture_lazily, capture_with_local_types
-from .steps import Sample, StepClock
+from .stacks import Captured, capture_lazily, capture_with_local_types
+from .steps import OpenSegment, Sample, StepClock
 from .threadtime import ThreadUsage, Usage, now
 
 MAX_SAMPLES_PER_SEGMENT = 160
+
+# CPython's switch interval while a watchdog of a loop off the main thread is about to look.
+PROMPT_SWITCH_S = 0.0005
+
+
+class _PromptSwitch:
+    """A short switch interval while any watchdog wants one, and the user's back after.
+
+    A watchdog waiting for the GIL gets it at the loop's next `stat` or `read`, or after
+    the switch interval (5 ms) when the loop lets none go: a look an interval late lands at
+    a call that lets the GIL go, not where the time goes. Jinja checks a macros file on
+    every import: a first render that was all compiling showed half its samples there.
+    At half a millisecond the look lands where the loop was.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wanted = 0
+        self._before = 0.0
+
+    def want(self) -> None:
+        with self._lock:
+            self._wanted += 1
+            if self._wanted == 1:
+                self._before = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._before, PROMPT_SWITCH_S))
+
+    def done(self) -> None:
+        with self._lock:
+            self._wanted -= 1
+            # Unless the app changed it meanwhile: then it is the app's.
+            if self._wanted == 0 and sys.getswitchinterval() == min(self._before, PROMPT_SWITCH_S):
+                sys.setswitchinterval(self._before)
+
+
+_prompt_switch = _PromptSwitch()
 
 
 class Watchdog:
@@ -72,6 +108,7 @@ class Watchdog:
         self._alarm_sample_after_s = budget_s / 4
         self._last_tick = now()
         self._last_usage: Usage | None = None
+        self._prompt = False
         # When the last alarm was handled, and the loop thread's CPU time then.
         self._mark = (self._last_tick, 0.0)
         self._gil = GilWatch(clock, budget_s)
@@ -97,22 +134,45 @@ class Watchdog:
             self._thread.join()
         if self._alarm is not None:
             self._alarm.close()
+        self._look_promptly(False)
+
+    def _look_promptly(self, wanted: bool) -> None:
+        if wanted != self._prompt:
+            self._prompt = wanted
+            if wanted:
+                _prompt_switch.want()
+            else:
+                _prompt_switch.done()
 
     def _run(self) -> None:
         self._gil.start()
         try:
-            while not self._stopping.wait(self._tick_s):
-                self._tick()
+            while True:
+                asleep = now()
+                if self._stopping.wait(self._tick_s):
+                    break
+                self._tick(gil_wait_s=now() - asleep - self._tick_s)
             # The test may end while the watchdog waits for the GIL a worker kept: the
             # loop's thread can get it first and stop the watch before any tick saw it.
-            self._tick()
+            self._tick(gil_wait_s=0.0)
         finally:
             self._gil.close()
 
-    def _tick(self) -> None:
+    def _tick(self, gil_wait_s: float) -> None:
         at = now()
         since_last_tick = at - self._last_tick
         workers = self._gil.look(since_last_tick - self._tick_s)
+        current = self._clock.current
+        looked: Captured | None = None
+        if (
+            self._alarm is None
+            and current is not None
+            and at - current[0] >= self._sample_after_s
+            and not self._clock.gc.collecting_everything
+        ):
+            # Before anything lets the GIL go: the look would land wherever the loop lets
+            # it go next.
+            looked = self._look_at_loop(current, gil_wait_s)
         # A busy machine keeps the watchdog from running too: not a hold of anyone's.
         busy = bool(workers)
         own_wait = self._gil.own_wait(busy)
@@ -126,7 +186,10 @@ class Watchdog:
             if previous is not None and usage is not None:
                 loop_used = usage.cpu_s - previous.cpu_s
             self._gil.tick(at, since_last_tick - self._tick_s - own_wait, loop_used, workers)
-        current = self._clock.current
+        if self._alarm is None:
+            # The next tick samples: it must find the loop where it is (see _PromptSwitch).
+            due = self._sample_after_s - self._tick_s
+            self._look_promptly(current is not None and at - current[0] >= due)
         if current is None or at - current[0] < self._sample_after_s:
             return
         start = current[0]
@@ -146,11 +209,35 @@ class Watchdog:
             weight -= (usage.cpu_s - previous.cpu_s) + (usage.waiting_s - previous.waiting_s)
             if weight < self._tick_s / 3:
                 return
+        if self._alarm is None:
+            if looked is not None and self._clock.current is current:
+                seen.samples.append(Sample(looked, min(weight, self._tick_s)))
+            return
         frame = sys._current_frames().get(self._clock.thread_ident)
         if frame is not None and self._clock.current is current:
             stack = capture_with_local_types(frame)
             seen.samples.append(Sample(stack, min(weight, self._tick_s)))
         del frame
+
+    def _look_at_loop(
+        self,
+        current: OpenSegment,
+        gil_wait_s: float,
+        _sleep: Callable[[float], object] = time.sleep,
+    ) -> Captured | None:
+        """The loop thread's stack, taken where the loop is rather than where it stopped."""
+        if gil_wait_s < PROMPT_SWITCH_S:
+            # The GIL came before the switch interval was up: the loop let it go at a call
+            # (a `stat`), or it sits in a blocking one. Let it run on a moment: the next
+            # look lands where it goes, or on the same blocking call.
+            _sleep(PROMPT_SWITCH_S / 4)
+            if self._clock.current is not current:
+                return None
+        frame = sys._current_frames().get(self._clock.thread_ident)
+        try:
+            return capture_with_local_types(frame) if frame is not None else None
+        finally:
+            del frame
 
     def _on_alarm(
         self, frame: FrameType | None, _thread_time: Callable[[], float] = time.thread_time
