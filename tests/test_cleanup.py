@@ -62,6 +62,17 @@ SCENARIOS = {
         async def test_failed_hold(noblock_client):
             assert (await noblock_client.get("/slow")).status_code == 200
         """,
+    "failed_hold_sync": """
+        import pytest
+        from fastapi.testclient import TestClient
+
+        from app import app
+
+        @pytest.mark.noblock
+        def test_failed_hold_sync():
+            with TestClient(app) as client:
+                assert client.get("/slow").status_code == 200
+        """,
     "failed_assertion": """
         import pytest
 
@@ -94,6 +105,7 @@ SCENARIOS = {
 OUTCOMES = {
     "passed": {"passed": 1},
     "failed_hold": {"failed": 1},
+    "failed_hold_sync": {"failed": 1},
     "failed_assertion": {"failed": 1},
     "errored": {"errors": 1},
     "skipped": {"skipped": 1},
@@ -103,6 +115,7 @@ CHECK = """
 import asyncio
 import gc
 import signal
+import sys
 import threading
 
 import httpx
@@ -125,7 +138,11 @@ def test_zz_asyncio_httpx_and_threading_are_unpatched():
 
 
 def test_zz_cpu_alarm_disarmed():
-    assert signal.getitimer(signal.ITIMER_VIRTUAL) == (0.0, 0.0)
+    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
+
+
+def test_zz_switch_interval_is_the_interpreters_again():
+    assert sys.getswitchinterval() == 0.005
 
 
 def test_zz_no_pending_task():
@@ -144,7 +161,7 @@ def test_zz_lifespan_shut_down():
     assert app.events.count("startup") >= 1
     assert app.events.count("startup") == app.events.count("shutdown"), app.events
 """
-CHECKS = 5
+CHECKS = 6
 
 NOISE = ("PytestUnraisableExceptionWarning", "never awaited", "Task was destroyed")
 
@@ -168,6 +185,7 @@ def write_scenarios(project: Project, *names: str) -> None:
     [
         "passed",
         "failed_hold",
+        "failed_hold_sync",
         "failed_assertion",
         "errored",
         "skipped",
@@ -185,7 +203,7 @@ def test_nothing_is_left_behind(project: Project, scenario: str) -> None:
 def test_nothing_is_left_behind_after_all_endings_in_one_real_run(project: Project) -> None:
     write_scenarios(project, *SCENARIOS)
     result = project.run_subprocess("-W", "error")
-    result.assert_outcomes(passed=1 + CHECKS, failed=2, errors=1, skipped=1)
+    result.assert_outcomes(passed=1 + CHECKS, failed=3, errors=1, skipped=1)
     assert_quiet(result)
 
 
@@ -194,6 +212,7 @@ REPORT_AT_EXIT = """
 import asyncio
 import json
 import signal
+import sys
 import threading
 
 import httpx
@@ -214,7 +233,8 @@ def pytest_unconfigure(config):
             if hasattr(method, "__wrapped__")
         ],
         "events": app_module.events,
-        "cpu_alarm": list(signal.getitimer(signal.ITIMER_VIRTUAL)),
+        "cpu_alarm": list(signal.getitimer(signal.ITIMER_PROF)),
+        "switch_interval": sys.getswitchinterval(),
     }
     with open("state.json", "w") as file:
         json.dump(state, file)
@@ -228,9 +248,14 @@ def test_nothing_is_left_behind_after_keyboard_interrupt(project: Project) -> No
         """
         import pytest
 
+        from fastapi.testclient import TestClient
+
+        from app import app
+
         @pytest.mark.noblock
-        async def test_interrupted(noblock_client):
-            assert (await noblock_client.get("/ping")).status_code == 200
+        def test_interrupted():
+            with TestClient(app) as client:
+                assert client.get("/slow").status_code == 200
             raise KeyboardInterrupt
 
         def test_never_runs():
@@ -248,6 +273,7 @@ def test_nothing_is_left_behind_after_keyboard_interrupt(project: Project) -> No
         "wrapped": [],
         "events": ["startup", "shutdown"],
         "cpu_alarm": [0.0, 0.0],
+        "switch_interval": 0.005,
     }
 
 
