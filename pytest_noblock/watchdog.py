@@ -1,7 +1,7 @@
 """The watchdog: a thread that looks at the loop thread while a hold is going on.
 
-It wakes every few milliseconds. When the loop has been inside one segment for half the
-budget, it records the loop thread's stack, so the report can say where the time went.
+It wakes every few milliseconds. When the loop has been inside one segment for part of
+the budget, it records the loop thread's stack, so the report can say where the time went.
 
 Where the loop runs on the main thread, the time it spends on the CPU is sampled another
 way: a CPU-time alarm (`ITIMER_PROF`) goes off every tenth of the budget of the process's
@@ -99,7 +99,13 @@ class Watchdog:
         # A third of the budget: the first sample of a hold comes between half the budget
         # and five sixths of it. Every tick costs the loop a GIL hand-over or two.
         self._tick_s = min(max(budget_s / 3, 0.002), 0.02)
-        self._sample_after_s = budget_s / 2
+        # Where no alarm samples the CPU time (a loop in a thread of its own), the watchdog
+        # looks ten times a budget while a segment runs long, from a quarter of the budget
+        # on: a hold just over the budget gets a dozen looks, enough to weigh what it was
+        # (warm-up or not); three were not.
+        self._sample_after_s = budget_s / 2 if cpu_alarm else budget_s / 4
+        self._prompt_after_s = max(self._sample_after_s - self._tick_s, budget_s / 8)
+        self._prompt_tick_s = max(budget_s / 10, 0.002)
         # Ten samples to a budget's worth of CPU time, from a quarter of the budget on: a
         # hold just over the budget gets a dozen, enough to weigh what it was (warm-up or
         # not) by. An alarm that finds no long segment costs a few microseconds.
@@ -148,20 +154,21 @@ class Watchdog:
         self._gil.start()
         try:
             while True:
+                planned_s = self._prompt_tick_s if self._prompt else self._tick_s
                 asleep = now()
-                if self._stopping.wait(self._tick_s):
+                if self._stopping.wait(planned_s):
                     break
-                self._tick(gil_wait_s=now() - asleep - self._tick_s)
+                self._tick(planned_s, gil_wait_s=now() - asleep - planned_s)
             # The test may end while the watchdog waits for the GIL a worker kept: the
             # loop's thread can get it first and stop the watch before any tick saw it.
-            self._tick(gil_wait_s=0.0)
+            self._tick(self._tick_s, gil_wait_s=0.0)
         finally:
             self._gil.close()
 
-    def _tick(self, gil_wait_s: float) -> None:
+    def _tick(self, planned_s: float, gil_wait_s: float) -> None:
         at = now()
         since_last_tick = at - self._last_tick
-        workers = self._gil.look(since_last_tick - self._tick_s)
+        workers = self._gil.look(since_last_tick - planned_s)
         current = self._clock.current
         looked: Captured | None = None
         if (
@@ -185,11 +192,10 @@ class Watchdog:
             loop_used = 0.0
             if previous is not None and usage is not None:
                 loop_used = usage.cpu_s - previous.cpu_s
-            self._gil.tick(at, since_last_tick - self._tick_s - own_wait, loop_used, workers)
+            self._gil.tick(at, since_last_tick - planned_s - own_wait, loop_used, workers)
         if self._alarm is None:
             # The next tick samples: it must find the loop where it is (see _PromptSwitch).
-            due = self._sample_after_s - self._tick_s
-            self._look_promptly(current is not None and at - current[0] >= due)
+            self._look_promptly(current is not None and at - current[0] >= self._prompt_after_s)
         if current is None or at - current[0] < self._sample_after_s:
             return
         start = current[0]
@@ -211,7 +217,8 @@ class Watchdog:
                 return
         if self._alarm is None:
             if looked is not None and self._clock.current is current:
-                seen.samples.append(Sample(looked, min(weight, self._tick_s)))
+                cap_s = planned_s + PROMPT_SWITCH_S
+                seen.samples.append(Sample(looked, min(weight, cap_s)))
             return
         frame = sys._current_frames().get(self._clock.thread_ident)
         if frame is not None and self._clock.current is current:
