@@ -140,8 +140,10 @@ def _record(raw: _RawFrame) -> FrameRecord:
     )
 
 
+@lru_cache(maxsize=4096)
 def _line_at(code: CodeType, lasti: int) -> int:
-    """What `frame.f_lineno` said, found later: it walks the line table on every read."""
+    """What `frame.f_lineno` said, found later: it walks the line table on every read
+    (a template's generated code is long, and every sample of a hold passes through it)."""
     for start, end, line in code.co_lines():
         if start <= lasti < end:
             return line if line is not None else code.co_firstlineno
