@@ -166,6 +166,20 @@ PART = (
 )
 
 
+# The first request compiles the templates unwatched; the second one's rendering is watched.
+RENDERED_AFTER_COMPILING = """
+    import pytest
+
+    from pytest_noblock import noblock_paused
+
+    @pytest.mark.noblock
+    async def test_index(noblock_client):
+        with noblock_paused():  # compiled: rendering is what is left
+            assert (await noblock_client.get("/")).status_code == 200
+        assert (await noblock_client.get("/")).status_code == 200
+    """
+
+
 ROUTES_APP = """
     import time
     from fastapi import APIRouter, FastAPI
@@ -256,19 +270,7 @@ def test_a_template_that_holds_most_of_the_time_is_named_at_its_line(
     )
     (templates / "light.html").write_text(PART)
     (templates / "heavy.html").write_text(heavy)
-    project.tests(
-        """
-        import pytest
-
-        from pytest_noblock import noblock_paused
-
-        @pytest.mark.noblock
-        async def test_index(noblock_client):
-            with noblock_paused():  # compiled: rendering is what is left
-                assert (await noblock_client.get("/")).status_code == 200
-            assert (await noblock_client.get("/")).status_code == 200
-        """
-    )
+    project.tests(RENDERED_AFTER_COMPILING)
     result = project.run()
     result.assert_outcomes(failed=1)
     # Named at the heavy template's own line, with the include that led there on the way.
@@ -372,19 +374,7 @@ def test_full_collections_in_the_middle_of_spread_work_do_not_move_the_site(
     for n in range(40):
         (templates / f"part{n}.html").write_text(PART)
     (templates / "part12.html").write_text(PART + "{{ collect() }}{{ collect() }}{{ collect() }}\n")
-    project.tests(
-        """
-        import pytest
-
-        from pytest_noblock import noblock_paused
-
-        @pytest.mark.noblock
-        async def test_index(noblock_client):
-            with noblock_paused():  # compiled: rendering is what is left
-                assert (await noblock_client.get("/")).status_code == 200
-            assert (await noblock_client.get("/")).status_code == 200
-        """
-    )
+    project.tests(RENDERED_AFTER_COMPILING)
     line = line_of(GARBAGE_APP, "TemplateResponse(")
     for _ in range(3):
         result = project.run()
