@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .eager import eagerly_started_task
 from .phases import find_phase
-from .stacks import STEPS_FILE, TRACKING_FILE, FrameRecord, Stack, without_plugin
+from .stacks import STEPS_FILE, TRACKING_FILE, FrameRecord, Stack, as_the_app_made_it
 from .steps import Sample
 
 # Below the first level, a line is followed only while it holds more than this share of
@@ -79,7 +79,7 @@ def choose(samples: Sequence[Sample], frameworks: Collection[str]) -> Site | Non
     walked = []
     for sample in samples:
         part, spawned = own_part(sample.stack)
-        part = without_plugin(part)
+        part = as_the_app_made_it(part)
         if part:
             weight = 0.0 if _starting_a_thread(sample.stack) else sample.weight_s
             walked.append(_Walked(part, spawned, weight, _path(part, frameworks)))

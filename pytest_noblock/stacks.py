@@ -7,17 +7,20 @@ holds the local variables, and those may be secrets that must never reach a repo
 from __future__ import annotations
 
 import ast
+import gc
 import linecache
 import os
 import re
 import site
 import sys
 import sysconfig
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
 from types import CodeType, FrameType, ModuleType
+
+from . import greenlets
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # The plugin's frames at a request's edge (`tracking`) and a loop step's (`steps`): what
@@ -65,17 +68,27 @@ def passes_through(code: CodeType) -> bool:
     return "__tracebackhide__" in code.co_varnames
 
 
-def without_plugin(stack: Stack) -> Stack:
-    """The stack as the app's own code made it: the plugin's wrappers left out, and its
-    own work (with everything it called) cut off."""
+def as_the_app_made_it(stack: Stack) -> Stack:
+    """The stack as the app's own code made it: the plugin's wrappers left out, and work
+    that only ran in the middle of the app's (with everything it called) cut off: the
+    plugin's own, and any library's garbage-collection callback (hypothesis keeps one), run
+    by a collection the app's allocations set off."""
     kept: list[FrameRecord] = []
+    callbacks = _gc_callback_codes()
     for frame in stack:
         if frame.is_plugin:
             if frame.code is not None and passes_through(frame.code):
                 continue
             break
+        if frame.code in callbacks:
+            break
         kept.append(frame)
     return tuple(kept)
+
+
+def _gc_callback_codes() -> set[CodeType]:
+    codes = (getattr(callback, "__code__", None) for callback in gc.callbacks)
+    return {code for code in codes if isinstance(code, CodeType)}
 
 
 # (module, function) of frames that make one thing once (a template, a module), and the
@@ -100,9 +113,12 @@ def first_match(stack: Stack, rules: Sequence[FrameRule]) -> tuple[int, str] | N
 _RawFrame = tuple[CodeType, int, "str | None", object, "int | None"]
 
 
-def _capture_raw(frame: FrameType | None) -> list[_RawFrame]:
+def _capture_raw(frame: FrameType | None, loop_thread: int | None) -> list[_RawFrame]:
     """Innermost frame first, up to the loop step's frame (`STEPS_FILE`): what runs above a
-    step (the loop, the test runner, pytest) is never a hold's, and it is half the stack."""
+    step (the loop, the test runner, pytest) is never a hold's, and it is half the stack.
+
+    On `loop_thread`'s stack, a greenlet's frames go on with the frames that switched to it.
+    """
     raw: list[_RawFrame] = []
     makers = _makers(len(MADE_BY))
     while frame is not None:
@@ -118,7 +134,20 @@ def _capture_raw(frame: FrameType | None) -> list[_RawFrame]:
         if code.co_filename == STEPS_FILE:
             break
         frame = frame.f_back
+        if frame is None:
+            frame = greenlets.waiting_frame(loop_thread)
+            loop_thread = None
     return raw
+
+
+def _frames(frame: FrameType | None, loop_thread: int | None) -> Iterator[FrameType]:
+    """The frames `_capture_raw` reads, in its order."""
+    while frame is not None:
+        yield frame
+        frame = frame.f_back
+        if frame is None:
+            frame = greenlets.waiting_frame(loop_thread)
+            loop_thread = None
 
 
 @lru_cache(maxsize=1)
@@ -150,8 +179,9 @@ def _line_at(code: CodeType, lasti: int) -> int:
     return code.co_firstlineno
 
 
-def capture(frame: FrameType | None) -> Stack:
-    return tuple(_record(raw) for raw in reversed(_capture_raw(frame)))
+def capture(frame: FrameType | None, loop_thread: int | None = None) -> Stack:
+    """The stack of `frame`, outermost first; `loop_thread` when it is that loop's."""
+    return tuple(_record(raw) for raw in reversed(_capture_raw(frame, loop_thread)))
 
 
 def _made(frame: FrameType, local: str) -> int | None:
@@ -208,26 +238,26 @@ class Captured:
         return self._stack
 
 
-def capture_lazily(frame: FrameType | None) -> Captured:
-    return Captured(_capture_raw(frame), None, None)
+def capture_lazily(frame: FrameType | None, loop_thread: int) -> Captured:
+    return Captured(_capture_raw(frame, loop_thread), None, None)
 
 
-def capture_with_local_types(frame: FrameType | None, *, read_source: bool = True) -> Captured:
+def capture_with_local_types(
+    frame: FrameType | None, loop_thread: int, *, read_source: bool = True
+) -> Captured:
     """Like `capture`, plus the types of the locals of the deepest app frame.
 
     `read_source=False` on the loop's own thread (the CPU alarm's handler): a source file
     not read yet is not read there, in the middle of the hold.
     """
-    raw = _capture_raw(frame)
-    app_frame = frame
-    inner_index = 0
-    while inner_index < len(raw) and app_frame is not None:
+    raw = _capture_raw(frame, loop_thread)
+    app_frame = None
+    for inner_index, candidate in enumerate(islice(_frames(frame, loop_thread), len(raw))):
         filename = raw[inner_index][0].co_filename
         if not is_library_file(filename) and not filename.startswith(PLUGIN_DIR):
+            app_frame = candidate
             break
-        app_frame = app_frame.f_back
-        inner_index += 1
-    if app_frame is None or inner_index == len(raw):
+    if app_frame is None:
         return Captured(raw, None, None)
     record = _record(raw[inner_index])
     local_values = dict(list(app_frame.f_locals.items())[:64])

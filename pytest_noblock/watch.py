@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, TypeVar
 
-from . import steps
+from . import greenlets, steps
 from .adapters import running_loop
 from .client import LifespanTransport
 from .holds import Hold, find_holds
@@ -70,6 +70,7 @@ class LoopWatch:
         self._usage = ThreadUsage(ident, threading.get_native_id())
         self._clock = StepClock(ident, self._usage, keep_over_s=self.settings.budget_s)
         steps.attach(self._clock, TEST_CODE)
+        greenlets.watch(ident)
         self._other_loop = running_loop()
         if self._other_loop is not None:
             self._detach_loop = self._other_loop.attach(self._clock)
@@ -95,6 +96,7 @@ class LoopWatch:
             self._detach_loop = None
         if self._clock is not None:
             steps.detach(self._clock)
+            greenlets.unwatch(self._clock.thread_ident)
         if self._watchdog is not None:
             self._watchdog.stop()
         if self._usage is not None:

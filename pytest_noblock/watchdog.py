@@ -222,7 +222,7 @@ class Watchdog:
             return
         frame = sys._current_frames().get(self._clock.thread_ident)
         if frame is not None and self._clock.current is current:
-            stack = capture_with_local_types(frame)
+            stack = capture_with_local_types(frame, self._clock.thread_ident)
             seen.samples.append(Sample(stack, min(weight, self._tick_s)))
         del frame
 
@@ -242,7 +242,11 @@ class Watchdog:
                 return None
         frame = sys._current_frames().get(self._clock.thread_ident)
         try:
-            return capture_with_local_types(frame) if frame is not None else None
+            return (
+                capture_with_local_types(frame, self._clock.thread_ident)
+                if frame is not None
+                else None
+            )
         finally:
             del frame
 
@@ -269,7 +273,7 @@ class Watchdog:
             # Handled late: the loop thread was inside one C call (a SQLite query, a hash)
             # all along. The types of the locals tell what it was made on (a database
             # connection); elsewhere the frames say enough, and the types cost as much.
-            stack = capture_with_local_types(frame, read_source=False)
+            stack = capture_with_local_types(frame, self._clock.thread_ident, read_source=False)
         else:
-            stack = capture_lazily(frame)
+            stack = capture_lazily(frame, self._clock.thread_ident)
         seen.samples.append(Sample(stack, ran))

@@ -308,6 +308,46 @@ def test_collections_a_request_sets_off_are_counted_and_shown(project: Project) 
     assert 0 < hold["young_gc_ms"] < hold["held_ms"]
 
 
+def test_a_libraries_garbage_collection_callback_is_never_where_a_hold_landed(
+    project: Project,
+) -> None:
+    # hypothesis keeps such a callback in every process that imported it: a sample taken
+    # while it ran showed a hold of the app's allocations landing in hypothesis.
+    project.app(
+        """
+        import gc
+        from fastapi import FastAPI
+
+        def timing_callback(phase, info):
+            total = 0
+            for number in range(3_000):
+                total += number
+
+        gc.callbacks.append(timing_callback)
+        app = FastAPI()
+
+        @app.get("/build")
+        async def build():
+            nodes = [[n] for n in range(1_500_000)]
+            return len(nodes)
+        """
+    )
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock(20)
+        async def test_build(noblock_client):
+            assert (await noblock_client.get("/build")).status_code == 200
+        """
+    )
+    # In a process of its own: the callback stays in `gc.callbacks` for good.
+    result = project.run_subprocess("-vv")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["  call      app.py:14 in build"])
+    result.stdout.no_fnmatch_line("*timing_callback*")
+
+
 def test_time_spread_over_many_templates_and_gzip_is_named_at_the_line_that_led_into_it(
     project: Project,
 ) -> None:

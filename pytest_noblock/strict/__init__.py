@@ -26,8 +26,8 @@ from ..stacks import (
     TRACKING_FILE,
     FrameRecord,
     Stack,
+    as_the_app_made_it,
     capture,
-    without_plugin,
 )
 
 _CUT_FILES = (TRACKING_FILE, STEPS_FILE)
@@ -166,7 +166,7 @@ class Recorder:
                 finding.longest_s = max(finding.longest_s, time.perf_counter() - start)
 
     def _finding(self, callee: str, origin: Request, frame: FrameType | None) -> Finding | None:
-        stack = own_part(capture(frame))
+        stack = own_part(capture(frame, threading.get_ident()))
         if not stack or any(_is_noise(record) for record in stack):
             return None
         caller = stack[-1].module or ""
@@ -223,8 +223,8 @@ def own_part(stack: Stack) -> Stack:
     """What runs inside the request (or a task it spawned): cut the test and the loop."""
     for index in range(len(stack) - 1, -1, -1):
         if stack[index].filename in _CUT_FILES:
-            return without_plugin(stack[index + 1 :])
-    return without_plugin(stack)
+            return as_the_app_made_it(stack[index + 1 :])
+    return as_the_app_made_it(stack)
 
 
 def _site_index(stack: Stack) -> int:
