@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import pytest
 
@@ -48,11 +47,19 @@ _CONSEQUENCES = (
 )
 
 
-@dataclass(frozen=True)
 class Platform:
-    name: str
-    simulated: bool
-    lacks: frozenset[str]
+    """The machine a session runs on, or the one it simulates, and what it lacks.
+
+    A plain class: this module is imported by every pytest run, and a dataclass costs a
+    run that watches nothing half a millisecond to build.
+    """
+
+    __slots__ = ("lacks", "name", "simulated")
+
+    def __init__(self, name: str, *, simulated: bool, lacks: frozenset[str]) -> None:
+        self.name = name
+        self.simulated = simulated
+        self.lacks = lacks
 
     def has(self, feature: str) -> bool:
         return feature not in self.lacks

@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import sys
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 from _pytest._code.code import ReprFileLocation
 
-from . import patching, platforms, sweep
+from . import platforms, sweep_options
 from .alarm import prepare_cpu_alarm, release_cpu_alarm
 from .errors import HOW_TO_SET_THE_APP, AppError, LifespanError
 from .keys import (
@@ -46,7 +47,7 @@ PLATFORM_BEFORE = pytest.StashKey[platforms.Platform]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
     add_session_options(parser)
-    sweep.add_options(parser)
+    sweep_options.add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -57,6 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[PLATFORM_BEFORE] = platforms.enter(os.environ)
     config.stash[CPU_ALARM] = prepare_cpu_alarm()
     if config.getoption("noblock_sweep"):
+        from . import sweep
+
         sweeping = sweep.SweepPlugin(config)
         config.pluginmanager.register(sweeping, "noblock-sweep")
         gate.sections["sweep"] = sweeping.report_section
@@ -143,8 +146,12 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
     try:
         return (yield)
     finally:
-        # The test's own patches are undone by now (its fixtures are torn down).
-        patching.settle()
+        # The test's own patches are undone by now (its fixtures are torn down). Nothing
+        # is patched before a test is first watched, which imports `patching`.
+        if f"{__package__}.patching" in sys.modules:
+            from . import patching
+
+            patching.settle()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -31,100 +31,22 @@ from .keys import GATE
 from .reporting.baseline import Record
 from .reporting.units import milliseconds
 from .settings import app_setting, ini_flag
+from .sweep_options import DEFAULT_EXAMPLES, DEFAULT_SEED, SCHEMA_PATHS
 
 # What a sweep runs on (httpx, the client, the watch) is imported only when one is asked
-# for: the plugin's entry module imports this one for its options.
+# for; the plugin's entry module imports this one only then (see `sweep_options`).
 if TYPE_CHECKING:
     import httpx
 
     from .tracking import ASGIApp
 
 NODE = "noblock-sweep"
-DEFAULT_EXAMPLES = 5
-DEFAULT_SEED = 0
-# Where FastAPI and Litestar publish the schema, tried in this order.
-SCHEMA_PATHS = ("/openapi.json", "/schema/openapi.json")
 INSTALL = 'noblock: --noblock-sweep needs schemathesis: pip install "pytest-noblock[sweep]"'
 NO_APP = (
     "noblock: --noblock-sweep needs the app: --noblock-app=myapp.main:app, or in pytest's "
     'config: noblock_app = "myapp.main:app"'
 )
 KWARGS_HELP = "return a dict of request options (headers=, cookies=, params=) for case.call()"
-
-
-def add_options(parser: pytest.Parser) -> None:
-    group = parser.getgroup("noblock")
-    group.addoption(
-        "--noblock-sweep",
-        dest="noblock_sweep",
-        action="store_true",
-        default=False,
-        help="one test per operation of the app's OpenAPI schema, each sending generated "
-        "requests under the watch (needs pytest-noblock[sweep]).",
-    )
-    group.addoption(
-        "--noblock-sweep-examples",
-        dest="noblock_sweep_examples",
-        default=None,
-        metavar="N",
-        help=f"requests generated per operation (default {DEFAULT_EXAMPLES}).",
-    )
-    group.addoption(
-        "--noblock-sweep-seed",
-        dest="noblock_sweep_seed",
-        default=None,
-        metavar="N",
-        help=f"the seed the requests are drawn from (default {DEFAULT_SEED}): the same seed "
-        "sends the same requests.",
-    )
-    group.addoption(
-        "--noblock-sweep-include",
-        dest="noblock_sweep_include",
-        action="append",
-        default=[],
-        metavar="PATTERN",
-        help='sweep only matching operations: "GET /items/*", "/admin/*", "tag:users" '
-        "(repeatable; adds to the ini option noblock_sweep_include).",
-    )
-    group.addoption(
-        "--noblock-sweep-exclude",
-        dest="noblock_sweep_exclude",
-        action="append",
-        default=[],
-        metavar="PATTERN",
-        help='leave matching operations out: "DELETE *", "/admin/*", "tag:internal" '
-        "(repeatable; adds to the ini option noblock_sweep_exclude).",
-    )
-    group.addoption(
-        "--noblock-sweep-no-strict",
-        dest="noblock_sweep_strict",
-        action="store_false",
-        default=None,
-        help="time the sweep's requests only: known blocking calls under the budget pass.",
-    )
-    group.addoption(
-        "--noblock-sweep-schema",
-        dest="noblock_sweep_schema",
-        default=None,
-        metavar="PATH",
-        help="the app's OpenAPI schema: a file, or the path the app serves it at (default: "
-        f"{' then '.join(SCHEMA_PATHS)}).",
-    )
-    parser.addini(
-        "noblock_sweep_include", help="operations --noblock-sweep sweeps.", type="linelist"
-    )
-    parser.addini(
-        "noblock_sweep_exclude", help="operations --noblock-sweep leaves out.", type="linelist"
-    )
-    parser.addini(
-        "noblock_sweep_strict",
-        help="--noblock-sweep fails on known blocking calls however fast (default true).",
-        type="bool",
-        default=True,
-    )
-    parser.addini(
-        "noblock_sweep_schema", help="the app's OpenAPI schema for --noblock-sweep.", default=""
-    )
 
 
 def _whole_number(value: object, option: str, minimum: int) -> int:

@@ -24,6 +24,9 @@ HEAVY = (
     "pytest_noblock.watchdog",
     "pytest_noblock.client",
     "pytest_noblock.strict",
+    "pytest_noblock.patching",
+    # `--noblock-sweep`'s machinery: its options are read from a module of their own.
+    "pytest_noblock.sweep",
 )
 
 CONFTEST = f"""
