@@ -253,8 +253,12 @@ def capture_with_local_types(
     raw = _capture_raw(frame, loop_thread)
     app_frame = None
     for inner_index, candidate in enumerate(islice(_frames(frame, loop_thread), len(raw))):
-        filename = raw[inner_index][0].co_filename
-        if not is_library_file(filename) and not filename.startswith(PLUGIN_DIR):
+        code = raw[inner_index][0]
+        if candidate.f_code is not code:
+            # Read from another thread, the loop switched greenlets between the two walks:
+            # these locals would be another frame's.
+            break
+        if not is_library_file(code.co_filename) and not code.co_filename.startswith(PLUGIN_DIR):
             app_frame = candidate
             break
     if app_frame is None:

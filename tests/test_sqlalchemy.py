@@ -8,11 +8,18 @@ that ran it, the same on every run.
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+
 import pytest
 from conftest import Project, line_of
 
-pytest.importorskip("sqlalchemy.ext.asyncio")
-pytest.importorskip("aiosqlite")
+# Looked up, not imported, and every run in a process of its own: SQLAlchemy loaded in the
+# suite's process would make every later test's full garbage collections longer, and its
+# compiled modules cannot be imported afresh by pytester's next in-process run.
+pytestmark = pytest.mark.skipif(
+    find_spec("sqlalchemy") is None or find_spec("aiosqlite") is None,
+    reason="needs sqlalchemy and aiosqlite (the test extra)",
+)
 
 MANY_ROWS_APP = """
     from fastapi import FastAPI
@@ -51,15 +58,16 @@ def test_loading_many_rows_is_held_at_the_apps_await_line(project: Project) -> N
     project.tests(
         """
         import pytest
-        from app import fill
+        from app import engine, fill
 
         @pytest.mark.noblock(budget_ms=25)
         async def test_items(noblock_client):
             await fill()
             assert (await noblock_client.get("/items")).json() == 40_000
+            await engine.dispose()  # aiosqlite's connection thread with it
         """
     )
-    result = project.run()
+    result = project.run_subprocess()
     result.assert_outcomes(failed=1)
     # Freeing the 40,000 objects after the handler returned can be a hold of its own.
     result.stdout.fnmatch_lines(
@@ -130,6 +138,7 @@ FRESH_MODELS_TESTS = """
         async with AsyncClient(transport=ASGITransport(app), base_url="http://t") as client:
             for _ in range(2):
                 assert (await client.get("/rows")).json() == 0
+        await engine.dispose()  # aiosqlite's connection thread with it
     """
 
 
@@ -138,7 +147,7 @@ def test_configuring_a_fresh_apps_mappers_is_warm_up_at_the_apps_query_line(
 ) -> None:
     project.tests(FRESH_MODELS_APP, name="fresh")
     project.tests(FRESH_MODELS_TESTS)
-    result = project.run("-rA")
+    result = project.run_subprocess("-rA")
     result.assert_outcomes(passed=3)
     notes = [line for line in result.stdout.lines if "warm-up: GET /rows" in line]
     assert notes, result.stdout.str()
