@@ -10,7 +10,9 @@ app's first request: warm-up.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from typing import Any
 
@@ -22,7 +24,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from corpus import Case, get
 
 ROWS = 40_000
-_DATABASE = os.path.join(tempfile.mkdtemp(prefix="noblock-bench-"), "items.db")
+# One database per process (the harness and each tool's pytest import the corpus), gone
+# when the process ends.
+_DIRECTORY = tempfile.mkdtemp(prefix="noblock-bench-")
+atexit.register(shutil.rmtree, _DIRECTORY, ignore_errors=True)
+_DATABASE = os.path.join(_DIRECTORY, "items.db")
 
 
 class Base(DeclarativeBase):
