@@ -14,7 +14,7 @@ import re
 import site
 import sys
 import sysconfig
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
@@ -113,15 +113,20 @@ def first_match(stack: Stack, rules: Sequence[FrameRule]) -> tuple[int, str] | N
 _RawFrame = tuple[CodeType, int, "str | None", object, "int | None"]
 
 
-def _capture_raw(frame: FrameType | None, loop_thread: int | None) -> list[_RawFrame]:
+def _capture_raw(
+    frame: FrameType | None, loop_thread: int | None, frames: list[FrameType] | None = None
+) -> list[_RawFrame]:
     """Innermost frame first, up to the loop step's frame (`STEPS_FILE`): what runs above a
     step (the loop, the test runner, pytest) is never a hold's, and it is half the stack.
 
     On `loop_thread`'s stack, a greenlet's frames go on with the frames that switched to it.
+    `frames`, if given, gets the live frames read, in the same order.
     """
     raw: list[_RawFrame] = []
     makers = _makers(len(MADE_BY))
     while frame is not None:
+        if frames is not None:
+            frames.append(frame)
         code = frame.f_code
         namespace = frame.f_globals
         module = namespace.get("__name__")
@@ -138,16 +143,6 @@ def _capture_raw(frame: FrameType | None, loop_thread: int | None) -> list[_RawF
             frame = greenlets.waiting_frame(loop_thread)
             loop_thread = None
     return raw
-
-
-def _frames(frame: FrameType | None, loop_thread: int | None) -> Iterator[FrameType]:
-    """The frames `_capture_raw` reads, in its order."""
-    while frame is not None:
-        yield frame
-        frame = frame.f_back
-        if frame is None:
-            frame = greenlets.waiting_frame(loop_thread)
-            loop_thread = None
 
 
 @lru_cache(maxsize=1)
@@ -250,19 +245,21 @@ def capture_with_local_types(
     `read_source=False` on the loop's own thread (the CPU alarm's handler): a source file
     not read yet is not read there, in the middle of the hold.
     """
-    raw = _capture_raw(frame, loop_thread)
-    app_frame = None
-    for inner_index, candidate in enumerate(islice(_frames(frame, loop_thread), len(raw))):
-        code = raw[inner_index][0]
-        if candidate.f_code is not code:
-            # Read from another thread, the loop switched greenlets between the two walks:
-            # these locals would be another frame's.
-            break
-        if not is_library_file(code.co_filename) and not code.co_filename.startswith(PLUGIN_DIR):
-            app_frame = candidate
-            break
-    if app_frame is None:
+    frames: list[FrameType] = []
+    raw = _capture_raw(frame, loop_thread, frames)
+    found = next(
+        (
+            (index, candidate)
+            for index, candidate in enumerate(frames)
+            if not is_library_file(candidate.f_code.co_filename)
+            and not candidate.f_code.co_filename.startswith(PLUGIN_DIR)
+        ),
+        None,
+    )
+    del frames
+    if found is None:
         return Captured(raw, None, None)
+    inner_index, app_frame = found
     record = _record(raw[inner_index])
     local_values = dict(list(app_frame.f_locals.items())[:64])
     types = [
