@@ -99,16 +99,20 @@ class GilWatch:
     def __init__(self, clock: StepClock, budget_s: float) -> None:
         self._clock = clock
         self._shortest_s = max(budget_s, _shortest_stretch_s())
+        # The watchdog's own thread, and its usage once first needed.
+        self._own_thread: tuple[int, int] | None = None
         self._own: ThreadUsage | None = None
         self._own_waiting: float | None = None
+        self._closed = False
         # CPU time of each of this loop's busy workers at the last tick.
         self._worker_cpu: dict[int, float] = {}
 
     def start(self) -> None:
         """On the watchdog's own thread: its CPU waits are not a worker's doing."""
-        self._own = ThreadUsage(threading.get_ident(), threading.get_native_id())
+        self._own_thread = (threading.get_ident(), threading.get_native_id())
 
     def close(self) -> None:
+        self._closed = True
         if self._own is not None:
             self._own.close()
         loop_thread = self._clock.thread_ident
@@ -123,9 +127,12 @@ class GilWatch:
         getting it back costs the watchdog up to a switch interval while the loop computes.
         Without a reading at the last tick there is no baseline: then nothing is taken out.
         """
-        if not needed or self._own is None:
+        if not needed or self._own_thread is None or self._closed:
             self._own_waiting = None
             return 0.0
+        if self._own is None:
+            # Opened on the first tick with a worker busy: most tests have none.
+            self._own = ThreadUsage(*self._own_thread)
         usage = self._own.read()
         waiting = usage.waiting_s if usage is not None else None
         before, self._own_waiting = self._own_waiting, waiting

@@ -65,6 +65,12 @@ def pytest_configure(config: pytest.Config) -> None:
         gate.sections["sweep"] = sweeping.report_section
 
 
+def pytest_keyboard_interrupt() -> None:
+    # The test interrupted ran no teardown: its threads are joined before the session's
+    # end hooks, where a suite may look for threads left behind.
+    _join_stopped_threads()
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if config.stash.get(CPU_ALARM, False):
         release_cpu_alarm()
@@ -147,11 +153,20 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
         return (yield)
     finally:
         # The test's own patches are undone by now (its fixtures are torn down). Nothing
-        # is patched before a test is first watched, which imports `patching`.
+        # is patched, and no thread started, before a test is first watched, which
+        # imports `patching` and `background`.
         if f"{__package__}.patching" in sys.modules:
             from . import patching
 
             patching.settle()
+        _join_stopped_threads()
+
+
+def _join_stopped_threads() -> None:
+    if f"{__package__}.background" in sys.modules:
+        from . import background
+
+        background.join_stopped()
 
 
 @pytest.hookimpl(wrapper=True)

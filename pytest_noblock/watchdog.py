@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from . import threadpool
+from . import background, threadpool
 from .alarm import CpuAlarm
 from .gil import GilWatch
 from .stacks import Captured, capture_lazily, capture_with_local_types
@@ -119,9 +119,9 @@ class Watchdog:
         self._mark = (self._last_tick, 0.0)
         self._gil = GilWatch(clock, budget_s)
         self._stopping = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="pytest-noblock-watchdog", daemon=True
-        )
+        # A tick and `stop` take turns: once stopped, the thread touches nothing.
+        self._ticking = threading.Lock()
+        self._thread: background.Joinable | None = None
 
     def start(self, _thread_time: Callable[[], float] = time.thread_time) -> None:
         self._last_tick = now()
@@ -130,17 +130,29 @@ class Watchdog:
             # On the loop's thread, the main thread: the one the handler runs on.
             self._mark = (self._last_tick, _thread_time())
             self._alarm.arm()
-        self._thread.start()
+        self._thread = background.start(self._run)
 
     def stop(self) -> None:
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        """Safe from any thread. The last tick runs here, on the caller's thread: the
+        watchdog's may not have run since a worker let the GIL go (see `_last_look`).
+        The thread itself ends on its own and is joined after the test's teardown."""
+        with self._ticking:
+            if self._stopping.is_set():
+                return
+            self._stopping.set()
+            if self._thread is not None:
+                self._last_look()
         if self._alarm is not None:
             self._alarm.close()
         self._look_promptly(False)
+        self._gil.close()
+        if self._thread is not None:
+            background.join_later(self._thread)
+
+    def _last_look(self) -> None:
+        """The test may end while the watchdog waits for the GIL a worker kept: the loop's
+        thread can get it first and stop the watch before any tick saw that stretch."""
+        self._tick(self._tick_s, gil_wait_s=0.0)
 
     def _look_promptly(self, wanted: bool) -> None:
         if wanted != self._prompt:
@@ -152,18 +164,15 @@ class Watchdog:
 
     def _run(self) -> None:
         self._gil.start()
-        try:
-            while True:
-                planned_s = self._prompt_tick_s if self._prompt else self._tick_s
-                asleep = now()
-                if self._stopping.wait(planned_s):
-                    break
+        while True:
+            planned_s = self._prompt_tick_s if self._prompt else self._tick_s
+            asleep = now()
+            if self._stopping.wait(planned_s):
+                return
+            with self._ticking:
+                if self._stopping.is_set():
+                    return
                 self._tick(planned_s, gil_wait_s=now() - asleep - planned_s)
-            # The test may end while the watchdog waits for the GIL a worker kept: the
-            # loop's thread can get it first and stop the watch before any tick saw it.
-            self._tick(self._tick_s, gil_wait_s=0.0)
-        finally:
-            self._gil.close()
 
     def _tick(self, planned_s: float, gil_wait_s: float) -> None:
         at = now()

@@ -111,7 +111,29 @@ OUTCOMES = {
     "skipped": {"skipped": 1},
 }
 
-CHECK = """
+# The plugin's threads are `_thread`'s, which `threading.enumerate()` does not list: a thread
+# of the plugin's is one running the plugin's code.
+PLUGIN_THREADS = """
+
+def plugin_threads():
+    import os
+    import sys
+    import threading
+
+    own = os.sep + "pytest_noblock" + os.sep
+    found = []
+    for ident, frame in sys._current_frames().items():
+        while frame is not None and ident != threading.get_ident():
+            if own in frame.f_code.co_filename:
+                found.append(ident)
+                break
+            frame = frame.f_back
+    return found
+"""
+
+CHECK = (
+    PLUGIN_THREADS
+    + """
 import asyncio
 import gc
 import signal
@@ -124,7 +146,7 @@ import app
 
 
 def test_zz_no_watchdog_thread():
-    assert not [t for t in threading.enumerate() if t.name.startswith("pytest-noblock")]
+    assert not plugin_threads()
 
 
 def test_zz_asyncio_httpx_and_threading_are_unpatched():
@@ -161,6 +183,7 @@ def test_zz_lifespan_shut_down():
     assert app.events.count("startup") >= 1
     assert app.events.count("startup") == app.events.count("shutdown"), app.events
 """
+)
 CHECKS = 6
 
 NOISE = ("PytestUnraisableExceptionWarning", "never awaited", "Task was destroyed")
@@ -207,7 +230,9 @@ def test_nothing_is_left_behind_after_all_endings_in_one_real_run(project: Proje
     assert_quiet(result)
 
 
-REPORT_AT_EXIT = """
+REPORT_AT_EXIT = (
+    PLUGIN_THREADS
+    + """
 
 import asyncio
 import json
@@ -222,7 +247,7 @@ def pytest_unconfigure(config):
     import app as app_module
 
     state = {
-        "threads": [t.name for t in threading.enumerate() if t.name.startswith("pytest-noblock")],
+        "threads": plugin_threads(),
         "wrapped": [
             method.__qualname__
             for method in (
@@ -239,6 +264,7 @@ def pytest_unconfigure(config):
     with open("state.json", "w") as file:
         json.dump(state, file)
 """
+)
 
 
 def test_nothing_is_left_behind_after_keyboard_interrupt(project: Project) -> None:
@@ -385,14 +411,13 @@ def test_a_conftest_checking_for_stray_threads_at_session_end_finds_none(
         + """
 
 import json
-import threading
 
 
 def pytest_sessionfinish(session):
-    names = [t.name for t in threading.enumerate() if t.name.startswith("pytest-noblock")]
     with open("threads.json", "w") as file:
-        json.dump(names, file)
+        json.dump(plugin_threads(), file)
 """
+        + PLUGIN_THREADS
     )
     project.tests(
         """
