@@ -44,6 +44,16 @@ from .threadtime import ThreadUsage, Usage, now
 
 MAX_SAMPLES_PER_SEGMENT = 160
 
+# A watchdog that has not run after this long is starved: the loop goes on without waiting.
+PARK_TIMEOUT_S = 0.5
+
+
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 # CPython's switch interval while a watchdog of a loop off the main thread is about to look.
 PROMPT_SWITCH_S = 0.0005
 
@@ -96,9 +106,18 @@ class Watchdog:
     ) -> None:
         self._clock = clock
         self._usage = usage
-        # A third of the budget: the first sample of a hold comes between half the budget
-        # and five sixths of it. Every tick costs the loop a GIL hand-over or two.
-        self._tick_s = min(max(budget_s / 3, 0.002), 0.02)
+        # Every tick costs a busy loop dearly: the watchdog waits for the GIL while the loop
+        # lets it go at every `select` and takes it straight back, up to a switch interval
+        # (1 to 3 ms of the loop's time per tick on a two-core VM). Where the alarm samples
+        # the loop's CPU time, the ticks are for the time off the CPU (a `time.sleep`, a
+        # blocking read), whose stack stays put: one look at half the budget or later is
+        # enough, and a tick a little more often than every half budget puts one in every
+        # hold. Elsewhere a third of the budget: a hold's first sample comes by five sixths.
+        self._tick_s = (
+            min(max(budget_s * 0.45, 0.002), 0.025)
+            if cpu_alarm
+            else min(max(budget_s / 3, 0.002), 0.02)
+        )
         # Where no alarm samples the CPU time (a loop in a thread of its own), the watchdog
         # looks ten times a budget while a segment runs long, from a quarter of the budget
         # on: a hold just over the budget gets a dozen looks, enough to weigh what it was
@@ -122,6 +141,8 @@ class Watchdog:
         # A tick and `stop` take turns: once stopped, the thread touches nothing.
         self._ticking = threading.Lock()
         self._thread: background.Joinable | None = None
+        # Released by the thread once it waits for its first tick.
+        self._parked = _held_lock()
 
     def start(self, _thread_time: Callable[[], float] = time.thread_time) -> None:
         self._last_tick = now()
@@ -131,6 +152,9 @@ class Watchdog:
             self._mark = (self._last_tick, _thread_time())
             self._alarm.arm()
         self._thread = background.start(self._run)
+        # Waited for: it takes the GIL now, while this thread lets it go, not later from a
+        # busy loop, which would keep it waiting a whole switch interval.
+        self._parked.acquire(timeout=PARK_TIMEOUT_S)
 
     def stop(self) -> None:
         """Safe from any thread. The last tick runs here, on the caller's thread: the
@@ -164,6 +188,7 @@ class Watchdog:
 
     def _run(self) -> None:
         self._gil.start()
+        self._parked.release()
         while True:
             planned_s = self._prompt_tick_s if self._prompt else self._tick_s
             asleep = now()
