@@ -198,3 +198,16 @@ def test_harness_builds_a_fresh_app_for_each_warmup_repetition(tmp_path: Path) -
     [log] = tmp_path.glob("noblock-bench-*/clean-noblock/pytest.log")
     # Each repetition got an app of its own, so each was a first request that warmed up.
     assert "2 warm-up holds noted" in log.read_text()
+
+
+def test_watchdog_cost_script_prints_every_kind_against_the_unmarked_one() -> None:
+    script = ROOT / "benchmarks" / "watchdog_cost.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--rounds", "2", "--requests", "5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for kind in ("unmarked", "marked", "marked, no looks", "marked, no thread"):
+        assert re.search(rf"^  {re.escape(kind)} +\d+\.\d us +[+-]\d+\.\d%$", done.stdout, re.M)
