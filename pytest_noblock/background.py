@@ -1,11 +1,11 @@
-"""The plugin's own threads: started without a wait, joined once the test is over.
+"""The plugin's own threads: started bare, joined once the test is over.
 
-`threading.Thread.start` waits until the new thread runs, and `join` until it is gone: two
-hand-overs between threads, about a quarter of a millisecond each on a two-core machine,
-paid by every watched test (and every request of a `TestClient` used without `with`, each
-on a loop of its own). A watchdog needs neither wait: it can start running whenever the
-loop lets the GIL go, and once told to stop it touches nothing of the test's, so it may
-end while the test's fixtures are torn down. `join_stopped`, called after the teardown,
+`threading.Thread.start` waits until the new thread has run its bootstrap, and `join` until it
+is gone: hand-overs between threads of about a fifth of a millisecond each on a two-core
+machine, paid by every watched test (and by every request of a `TestClient` used without
+`with`, each on a loop of its own). A watchdog waits at its start only for what it needs (its
+thread parked, see `watchdog`), and once told to stop it touches nothing of the test's, so it
+may end while the test's fixtures are torn down. `join_stopped`, called after the teardown,
 makes sure it has: no thread of the plugin outlives the test.
 
 They are threads of `_thread`'s, not `threading`'s: the app and the user's fixtures do not
@@ -52,7 +52,7 @@ class _SentinelThread:
 
 
 def start(run: Callable[[], object]) -> Joinable:
-    """`run` in a thread of its own, started now without waiting for it to run."""
+    """`run` in a thread of its own, started now; nothing waits for it to run."""
     start_joinable = getattr(_thread, "start_joinable_thread", None)
     if start_joinable is not None:
         handle: Joinable = start_joinable(run, daemon=True)
