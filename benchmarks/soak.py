@@ -209,13 +209,27 @@ def _leaked():
     return sorted(leaked)
 
 
+def _plugin_threads():
+    # The plugin's threads are `_thread`'s, which `threading.enumerate()` does not list: a
+    # thread of the plugin's is one running its code.
+    own = os.sep + "pytest_noblock" + os.sep
+    found = []
+    for ident, frame in sys._current_frames().items():
+        while frame is not None and ident != threading.get_ident():
+            if own in frame.f_code.co_filename:
+                found.append(ident)
+                break
+            frame = frame.f_back
+    return found
+
+
 def pytest_sessionfinish(session):
     process = os.environ.get("PYTEST_XDIST_WORKER", "controller")
     state = {
         "changed": _changed(),
         "leaked": _leaked(),
-        "threads": [t.name for t in threading.enumerate() if t.name.startswith("pytest-noblock")],
-        "cpu_alarm": list(signal.getitimer(signal.ITIMER_VIRTUAL)),
+        "threads": _plugin_threads(),
+        "cpu_alarm": list(signal.getitimer(signal.ITIMER_PROF)),
         "ran_tests": session.testscollected,
     }
     (HERE / f"identity-{process}.json").write_text(json.dumps(state))
