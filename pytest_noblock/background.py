@@ -38,7 +38,10 @@ class _SentinelThread:
 
     def _bootstrap(self) -> None:
         try:
-            self._sentinel = _thread._set_sentinel()  # type: ignore[attr-defined]
+            # Taken by the thread itself, as `threading` does: the interpreter releases it.
+            sentinel = _thread._set_sentinel()  # type: ignore[attr-defined]
+            sentinel.acquire()
+            self._sentinel = sentinel
         finally:
             self._started.release()
         self._run()
