@@ -103,7 +103,6 @@ class GilWatch:
         self._own_thread: tuple[int, int] | None = None
         self._own: ThreadUsage | None = None
         self._own_waiting: float | None = None
-        self._closed = False
         # CPU time of each of this loop's busy workers at the last tick.
         self._worker_cpu: dict[int, float] = {}
 
@@ -112,7 +111,6 @@ class GilWatch:
         self._own_thread = (threading.get_ident(), threading.get_native_id())
 
     def close(self) -> None:
-        self._closed = True
         if self._own is not None:
             self._own.close()
         loop_thread = self._clock.thread_ident
@@ -127,7 +125,7 @@ class GilWatch:
         getting it back costs the watchdog up to a switch interval while the loop computes.
         Without a reading at the last tick there is no baseline: then nothing is taken out.
         """
-        if not needed or self._own_thread is None or self._closed:
+        if not needed or self._own_thread is None:
             self._own_waiting = None
             return 0.0
         if self._own is None:

@@ -47,13 +47,6 @@ MAX_SAMPLES_PER_SEGMENT = 160
 # A watchdog that has not run after this long is starved: the loop goes on without waiting.
 PARK_TIMEOUT_S = 0.5
 
-
-def _held_lock() -> threading.Lock:
-    lock = threading.Lock()
-    lock.acquire()
-    return lock
-
-
 # CPython's switch interval while a watchdog of a loop off the main thread is about to look.
 PROMPT_SWITCH_S = 0.0005
 
@@ -142,7 +135,8 @@ class Watchdog:
         self._ticking = threading.Lock()
         self._thread: background.Joinable | None = None
         # Released by the thread once it waits for its first tick.
-        self._parked = _held_lock()
+        self._parked = threading.Lock()
+        self._parked.acquire()
 
     def start(self, _thread_time: Callable[[], float] = time.thread_time) -> None:
         self._last_tick = now()
