@@ -91,7 +91,7 @@ def kind_of_watch(request, monkeypatch):
         start = watchdog.Watchdog.start
 
         def start_never_looking(self, *args):
-            self._tick_s = 1000.0
+            self._look_after_s = self._tick_s = 1000.0
             start(self, *args)
 
         monkeypatch.setattr(watchdog.Watchdog, "start", start_never_looking)

@@ -6,12 +6,12 @@ length (`json.dumps` of a big object) stops every Python thread instead, the loo
 and the step clock sees nothing of it: the loop is idle, or its step looks long for no
 reason of its own.
 
-The watchdog sees it: it wakes every few milliseconds, and a wake-up late by more than the
-budget (less its own wait for a CPU) means some thread kept the GIL. If a worker thread
-running a call for one of this loop's requests used the CPU all that time, it was that
-thread: its stack, read as soon as the watchdog has the GIL back, still shows the line
-that made the call. The stretch becomes a hold of that request, and is taken out of the
-loop's own time.
+The watchdog sees it: woken as a worker begins a call for one of the loop's requests, it
+looks on a beat while the call runs; a look late by more than the budget (less its own wait
+for a CPU) means some thread kept the GIL. If a worker thread running a call for one of this
+loop's requests used the CPU all that time, it was that thread: its stack, read as soon as
+the watchdog has the GIL back, still shows the line that made the call. The stretch becomes
+a hold of that request, and is taken out of the loop's own time.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ busy_workers: dict[int, tuple[int, Origin | None, float]] = {}
 # thread's ident, the request, the worker's CPU time when the call began and ended, the
 # stack as the call's own function left it).
 finished_workers: dict[int, tuple[int, Origin | None, float, float, Stack]] = {}
+# For each watched loop thread, what tells its watchdog that a worker began a call for it: the
+# watchdog may have found the loop idle and gone to sleep, and only a beat of looks tells
+# whether the worker keeps the GIL.
+wake_watchdog: dict[int, Callable[[], None]] = {}
 
 # A thread that used at least this share of the stretch on a CPU was the one running.
 RUNNING_SHARE = 0.5
@@ -64,6 +68,9 @@ def for_worker(func: Callable[..., Any], origin: Origin | None) -> Callable[...,
         ident = threading.get_ident()
         began = time.thread_time()
         busy_workers[ident] = (loop_thread, origin, began)
+        wake = wake_watchdog.get(loop_thread)
+        if wake is not None:
+            wake()
         callframes.expect(func, origin.endpoint if isinstance(origin, Request) else None)
         try:
             return func(*args, **kwargs)
@@ -96,8 +103,10 @@ def _cpu_time(ident: int) -> float | None:
 class GilWatch:
     """Run by one loop's watchdog on every tick; keeps what it finds on the loop's clock."""
 
-    def __init__(self, clock: StepClock, budget_s: float) -> None:
+    def __init__(self, clock: StepClock, budget_s: float, wake: Callable[[], None]) -> None:
         self._clock = clock
+        self._wake = wake
+        wake_watchdog[clock.thread_ident] = wake
         self._shortest_s = max(budget_s, _shortest_stretch_s())
         # The watchdog's own thread, and its usage once first needed.
         self._own_thread: tuple[int, int] | None = None
@@ -114,6 +123,8 @@ class GilWatch:
         if self._own is not None:
             self._own.close()
         loop_thread = self._clock.thread_ident
+        if wake_watchdog.get(loop_thread) == self._wake:
+            del wake_watchdog[loop_thread]
         for ident, record in list(finished_workers.items()):
             if record[0] == loop_thread:
                 finished_workers.pop(ident, None)
@@ -137,6 +148,10 @@ class GilWatch:
         if waiting is None or before is None:
             return 0.0
         return max(waiting - before, 0.0)
+
+    def any_busy(self) -> bool:
+        loop_thread = self._clock.thread_ident
+        return any(record[0] == loop_thread for record in list(busy_workers.values()))
 
     def look(self, late_s: float) -> dict[int, Busy]:
         """This loop's busy workers, with their stacks when the watchdog woke up late.
@@ -203,5 +218,7 @@ class GilWatch:
         seen.samples.append(Sample(culprit.stack, late_s))
         start = at - late_s
         # A full collection the worker ran meanwhile is the whole heap's, not its call's.
-        collecting = self._clock.gc.full_overlapping(start, at)
+        # Another thread's is not taken out: it let the GIL go (a finalizer's system call)
+        # for the worker to keep it this long, and its wall time spans the worker's call.
+        collecting = self._clock.gc.full_overlapping(start, at, thread=ident)
         self._clock.keep_other_thread(Segment(start, at, culprit.origin, seen, collecting, 0.0))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import threading
 import time
 from collections import deque
@@ -149,22 +150,29 @@ class LostTime:
     KEPT = 256
 
     def __init__(self) -> None:
-        self._log: deque[tuple[float, float]] = deque(maxlen=self.KEPT)
+        # (when it began, how long, the ident of the thread it was lost in)
+        self._log: deque[tuple[float, float, int]] = deque(maxlen=self.KEPT)
 
-    def add(self, began: float, seconds: float) -> None:
-        self._log.append((began, seconds))
+    def add(self, began: float, seconds: float, thread: int = 0) -> None:
+        self._log.append((began, seconds, thread))
 
     def between(self, start: float, end: float) -> float:
         # A copy: a collection set off while summing appends to the log.
-        return sum(seconds for began, seconds in list(self._log) if start <= began < end)
+        return sum(seconds for began, seconds, _ in list(self._log) if start <= began < end)
 
-    def overlapping(self, start: float, end: float) -> float:
+    def overlapping(self, start: float, end: float, thread: int | None = None) -> float:
         """The parts inside `start`..`end`, for a stretch known only after the fact: one the
-        watchdog dates from when it should have woken, after the stretch already began."""
+        watchdog dates from when it should have woken, after the stretch already began.
+        With `thread`, only the stretches lost in that thread."""
         return sum(
             max(min(end, began + seconds) - max(start, began), 0.0)
-            for began, seconds in list(self._log)
+            for began, seconds, lost_in in list(self._log)
+            if thread is None or lost_in == thread
         )
+
+
+def _not_told(running: bool, at: float) -> None:
+    pass
 
 
 # The oldest generation: a collection of it walks everything the process holds.
@@ -190,6 +198,10 @@ class GarbageCollectorTime:
         self._thread_ident = thread_ident
         self._started: float | None = None
         self._full = False
+        # The thread running the collection that began at `_started`.
+        self._collector = 0
+        # Told as a full collection of the loop thread's own begins (True) and ends (False).
+        self.around_full: Callable[[bool, float], None] = _not_told
         # The loop thread's CPU wait so far when the running full collection began.
         self._waited_before: float | None = None
 
@@ -206,6 +218,9 @@ class GarbageCollectorTime:
             if full or own:
                 self._started = _now()
                 self._full = full
+                self._collector = _get_ident()
+                if full and own:
+                    self.around_full(True, self._started)
                 # Young collections run by the thousand: only the rare full one pays for
                 # reading the loop thread's usage. Not in another thread's: the read lets
                 # the GIL go, and the watchdog would look before the collection is logged;
@@ -220,7 +235,9 @@ class GarbageCollectorTime:
                 usage = self._usage.read() if self._waited_before is not None else None
                 if usage is not None and self._waited_before is not None:
                     took -= max(usage.waiting_s - self._waited_before, 0.0)
-                self.lost.add(self._started, max(took, 0.0))
+                self.lost.add(self._started, max(took, 0.0), self._collector)
+                if _get_ident() == self._thread_ident:
+                    self.around_full(False, _now())
             self._started = None
 
     @property
@@ -228,12 +245,15 @@ class GarbageCollectorTime:
         """A full collection is running (seen from another thread while it lets the GIL go)."""
         return self._started is not None and self._full
 
-    def full_overlapping(self, start: float, end: float) -> float:
+    def full_overlapping(self, start: float, end: float, thread: int | None = None) -> float:
         """Full collections' time inside `start`..`end`, the one running now included: the
-        watchdog can look in the middle of one (the finalizers it runs let the GIL go)."""
-        started, full = self._started, self._full
-        running = max(end - max(start, started), 0.0) if started is not None and full else 0.0
-        return self.lost.overlapping(start, end) + running
+        watchdog can look in the middle of one (the finalizers it runs let the GIL go).
+        With `thread`, only the collections that thread ran."""
+        started, full, collector = self._started, self._full, self._collector
+        running = 0.0
+        if started is not None and full and (thread is None or thread == collector):
+            running = max(end - max(start, started), 0.0)
+        return self.lost.overlapping(start, end, thread) + running
 
     def install(self) -> None:
         gc.callbacks.append(self)
@@ -241,6 +261,14 @@ class GarbageCollectorTime:
     def uninstall(self) -> None:
         if self in gc.callbacks:
             gc.callbacks.remove(self)
+
+
+def _no_push(at: float) -> None:
+    pass
+
+
+def _no_hold_off(at: float) -> None:
+    pass
 
 
 class StepClock:
@@ -270,12 +298,33 @@ class StepClock:
         # Time inside steps so far: a loop that times only some of its callbacks (uvloop's
         # tasks) tells the rest from how late it ran less this (`adapters.uvloop`).
         self.stepped_s = 0.0
+        # A watchdog's deadline (see `deadline`), pushed on by a segment that starts at or
+        # after `push_at`: one call every few milliseconds of a busy loop, not one per step.
+        self.push_at = math.inf
+        self.push: Callable[[float], None] = _no_push
+        self.hold_off: Callable[[float], None] = _no_hold_off
+        self.gc.around_full = self._around_full_collection
+
+    def _around_full_collection(self, running: bool, at: float) -> None:
+        """A full collection is nobody's hold (see `GarbageCollectorTime`): the watchdog
+        sleeps through it, and the segment it ends in is due a look a look-after from its end.
+        Woken in the middle, it would take the GIL from the busy loop once the collection
+        is over (a few milliseconds of the loop's time) to find nothing to look at."""
+        if self.push_at == math.inf:  # no watchdog, or one on a worker's beat
+            return
+        if running:
+            self.hold_off(at)
+        else:
+            self.push(at)
 
     def open(self, origin: Origin | None, _now: Callable[[], float] = time.perf_counter) -> None:
         if self.current is not None:
             self.close()
         self.steps += 1
-        self.current = (_now(), origin)
+        at = _now()
+        self.current = (at, origin)
+        if at >= self.push_at:
+            self.push(at)
 
     def close(self, _now: Callable[[], float] = time.perf_counter) -> None:
         current = self.current
@@ -299,6 +348,8 @@ class StepClock:
             # Keeping it took a little time of its own: not the new segment's.
             at = _now()
         self.current = (at, origin)
+        if at >= self.push_at:
+            self.push(at)
 
     def _keep(self, current: OpenSegment, end: float) -> None:
         start, origin = current

@@ -1,7 +1,9 @@
 """The watchdog: a thread that looks at the loop thread while a hold is going on.
 
-It wakes every few milliseconds. When the loop has been inside one segment for part of
-the budget, it records the loop thread's stack, so the report can say where the time went.
+It sleeps while the loop steps: every segment's start pushes its deadline on (see
+`deadline`), so it wakes only once a segment has run for part of the budget, or a worker
+thread is busy with one of the loop's requests. Then it looks every few milliseconds and
+records the loop thread's stack, so the report can say where the time went.
 
 Where the loop runs on the main thread, the time it spends on the CPU is sampled another
 way: a CPU-time alarm (`ITIMER_PROF`) goes off every tenth of the budget of the process's
@@ -29,13 +31,14 @@ frames while they run (it crashed the interpreter under load here), and pytest's
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
 from collections.abc import Callable
 from types import FrameType
 
-from . import background, threadpool
+from . import background, deadline, threadpool
 from .alarm import CpuAlarm
 from .gil import GilWatch
 from .stacks import Captured, capture_lazily, capture_with_local_types
@@ -99,13 +102,13 @@ class Watchdog:
     ) -> None:
         self._clock = clock
         self._usage = usage
-        # Every tick costs a busy loop dearly: the watchdog waits for the GIL while the loop
-        # lets it go at every `select` and takes it straight back, up to a switch interval
-        # (1 to 3 ms of the loop's time per tick on a two-core VM). Where the alarm samples
-        # the loop's CPU time, the ticks are for the time off the CPU (a `time.sleep`, a
-        # blocking read), whose stack stays put: one look at half the budget or later is
-        # enough, and a tick a little more often than every half budget puts one in every
-        # hold. Elsewhere a third of the budget: a hold's first sample comes by five sixths.
+        # The beat while a segment runs long. Every tick costs a busy loop dearly: the
+        # watchdog waits for the GIL while the loop lets it go at every `select` and takes it
+        # straight back, up to a switch interval (1 to 3 ms of the loop's time per tick on a
+        # two-core VM). Where the alarm samples the loop's CPU time, the ticks are for the
+        # time off the CPU (a `time.sleep`, a blocking read), whose stack stays put: one
+        # look at half the budget or later is enough, and a tick a little more often than
+        # every half budget puts one in every hold. Elsewhere a third of the budget.
         self._tick_s = (
             min(max(budget_s * 0.45, 0.002), 0.025)
             if cpu_alarm
@@ -124,12 +127,21 @@ class Watchdog:
         self._alarm_every_s = max(budget_s / 10, 0.002)
         self._alarm = CpuAlarm(self._alarm_every_s, self._on_alarm) if cpu_alarm else None
         self._alarm_sample_after_s = budget_s / 4
-        self._last_tick = now()
-        self._last_usage: Usage | None = None
+        # How long after its start a segment could first be worth a look. The watchdog sleeps
+        # until then (see `deadline`); segments push the deadline on at most every quarter of
+        # it, so a segment's first look comes between three quarters of it and all of it.
+        self._look_after_s = self._sample_after_s if cpu_alarm else self._prompt_after_s
+        self._push_every_s = self._look_after_s / 4
+        self._deadline = deadline.make()
+        # When the next look is due, and the interval it was planned for: one tuple, set by
+        # the loop's pushes and by the watchdog.
+        self._plan = (math.inf, self._look_after_s)
+        # The last reading of the loop thread's usage, a tick's or a push's: (when, what).
+        self._last: tuple[float, Usage | None] = (now(), None)
         self._prompt = False
         # When the last alarm was handled, and the loop thread's CPU time then.
-        self._mark = (self._last_tick, 0.0)
-        self._gil = GilWatch(clock, budget_s)
+        self._mark = (self._last[0], 0.0)
+        self._gil = GilWatch(clock, budget_s, self._on_worker_busy)
         self._stopping = threading.Event()
         # A tick and `stop` take turns: once stopped, the thread touches nothing.
         self._ticking = threading.Lock()
@@ -139,12 +151,17 @@ class Watchdog:
         self._parked.acquire()
 
     def start(self, _thread_time: Callable[[], float] = time.thread_time) -> None:
-        self._last_tick = now()
-        self._last_usage = self._usage.remember(self._last_tick)
+        at = now()
+        self._last = (at, self._usage.remember(at))
         if self._alarm is not None:
             # On the loop's thread, the main thread: the one the handler runs on.
-            self._mark = (self._last_tick, _thread_time())
+            self._mark = (at, _thread_time())
             self._alarm.arm()
+        # The segment open now (the test's own code) is due a look like any other.
+        self._clock.push = self._pushed
+        self._clock.hold_off = self._hold_off
+        self._clock.push_at = at + self._push_every_s
+        self._arm(at + self._look_after_s, self._look_after_s)
         self._thread = background.start(self._run)
         # Waited for: it takes the GIL now, while this thread lets it go, not later from a
         # busy loop, which would keep it waiting a whole switch interval.
@@ -158,8 +175,13 @@ class Watchdog:
             if self._stopping.is_set():
                 return
             self._stopping.set()
+            self._clock.push_at = math.inf
             if self._thread is not None:
                 self._last_look()
+                # Its thread closes the deadline once woken: nothing sets it after this.
+                self._deadline.set(0.0)
+            else:
+                self._deadline.close()
         if self._alarm is not None:
             self._alarm.close()
         self._look_promptly(False)
@@ -170,7 +192,8 @@ class Watchdog:
     def _last_look(self) -> None:
         """The test may end while the watchdog waits for the GIL a worker kept: the loop's
         thread can get it first and stop the watch before any tick saw that stretch."""
-        self._tick(self._tick_s, gil_wait_s=0.0)
+        at = now()
+        self._tick(at, self._tick_s, late_s=max(at - self._plan[0], 0.0))
 
     def _look_promptly(self, wanted: bool) -> None:
         if wanted != self._prompt:
@@ -180,23 +203,90 @@ class Watchdog:
             else:
                 _prompt_switch.done()
 
+    def _arm(self, due: float, planned_s: float) -> None:
+        self._plan = (due, planned_s)
+        self._deadline.set(due)
+
+    def _pushed(self, at: float) -> None:
+        """On the loop thread, as a segment starts: the next look is due a look-after from
+        now. The usage read here is what a long segment's first look is measured from."""
+        if self._plan[0] <= at:
+            # Due already: the watchdog is up, or waits for the GIL, and plans the next look
+            # itself. Moved now, its look would be measured against a deadline to come, and
+            # a worker that kept the GIL all along would not show (the loop thread can get
+            # the GIL back first).
+            return
+        self._clock.push_at = at + self._push_every_s
+        self._last = (at, self._usage.remember(at))
+        self._arm(at + self._look_after_s, self._look_after_s)
+
+    def _hold_off(self, at: float) -> None:
+        """On the loop thread: no look until the next push, unless one is due already."""
+        if self._plan[0] <= at:
+            return
+        self._plan = (math.inf, self._look_after_s)
+        self._deadline.clear()
+
+    def _on_worker_busy(self) -> None:
+        """On a worker thread as it begins a call for this loop: looks on a beat from now on.
+
+        Takes no lock (the app's thread would wait for a tick to end). In this order, and
+        `_plan_next` in the reverse one: whichever runs second sees what the other did."""
+        if self._clock.push_at == math.inf:  # on a worker's beat already, or stopped
+            return
+        self._clock.push_at = math.inf
+        at = now()
+        if self._plan[0] > at + self._tick_s:
+            self._arm(at + self._tick_s, self._tick_s)
+
     def _run(self) -> None:
         self._gil.start()
         self._parked.release()
         while True:
-            planned_s = self._prompt_tick_s if self._prompt else self._tick_s
-            asleep = now()
-            if self._stopping.wait(planned_s):
-                return
+            self._deadline.wait()
             with self._ticking:
                 if self._stopping.is_set():
+                    self._deadline.close()
                     return
-                self._tick(planned_s, gil_wait_s=now() - asleep - planned_s)
+                at = now()
+                due, planned_s = self._plan
+                workers_busy = self._tick(at, planned_s, late_s=at - due)
+                self._plan_next(at, workers_busy)
 
-    def _tick(self, planned_s: float, gil_wait_s: float) -> None:
-        at = now()
-        since_last_tick = at - self._last_tick
-        workers = self._gil.look(since_last_tick - planned_s)
+    def _plan_next(self, at: float, workers_busy: bool) -> None:
+        """Look again on a beat while something is going on; else sleep until the open
+        segment, or the next one to start, could be worth a look."""
+        current = self._clock.current
+        if (
+            workers_busy
+            or self._prompt
+            or (current is not None and at - current[0] >= self._look_after_s)
+        ):
+            # A worker's beat tells how late each look comes: pushes would put it off. A long
+            # segment's beat ends with the segment: the next one to start pushes.
+            self._clock.push_at = math.inf if workers_busy else -math.inf
+            interval = self._prompt_tick_s if self._prompt else self._tick_s
+            self._arm(at + interval, interval)
+            return
+        # In this order: a segment that starts meanwhile either is seen here or pushes, and
+        # a worker that begins a call either is seen here or wakes the watchdog itself.
+        self._deadline.clear()
+        self._plan = (math.inf, self._look_after_s)
+        self._clock.push_at = -math.inf
+        if self._gil.any_busy():
+            self._clock.push_at = math.inf
+            self._arm(at + self._tick_s, self._tick_s)
+            return
+        current = self._clock.current
+        if current is not None:
+            self._arm(current[0] + self._look_after_s, self._look_after_s)
+
+    def _tick(self, at: float, planned_s: float, late_s: float) -> bool:
+        """One look; returns whether a worker thread is busy with this loop's request.
+        `late_s`: how long after it was due the look came (the GIL taken included)."""
+        last_at, previous = self._last
+        since_last_tick = at - last_at
+        workers = self._gil.look(late_s)
         current = self._clock.current
         looked: Captured | None = None
         if (
@@ -207,25 +297,37 @@ class Watchdog:
         ):
             # Before anything lets the GIL go: the look would land wherever the loop lets
             # it go next.
-            looked = self._look_at_loop(current, gil_wait_s)
+            looked = self._look_at_loop(current, late_s)
         # A busy machine keeps the watchdog from running too: not a hold of anyone's.
         busy = bool(workers)
         own_wait = self._gil.own_wait(busy)
-        previous = self._last_usage
-        usage = self._last_usage = self._usage.remember(at)
-        self._last_tick = at
+        usage = self._usage.remember(at)
+        self._last = (at, usage)
         threadpool.sample()
         if busy:
             # The loop thread's CPU time since the last tick, from the readings kept anyway.
             loop_used = 0.0
             if previous is not None and usage is not None:
                 loop_used = usage.cpu_s - previous.cpu_s
-            self._gil.tick(at, since_last_tick - planned_s - own_wait, loop_used, workers)
+            self._gil.tick(at, late_s - own_wait, loop_used, workers)
         if self._alarm is None:
             # The next tick samples: it must find the loop where it is (see _PromptSwitch).
             self._look_promptly(current is not None and at - current[0] >= self._prompt_after_s)
-        if current is None or at - current[0] < self._sample_after_s:
-            return
+        if current is not None and at - current[0] >= self._sample_after_s:
+            self._sample(at, current, since_last_tick, planned_s, (previous, usage), looked)
+        return busy
+
+    def _sample(
+        self,
+        at: float,
+        current: OpenSegment,
+        since_last_tick: float,
+        planned_s: float,
+        readings: tuple[Usage | None, Usage | None],
+        looked: Captured | None,
+    ) -> None:
+        """The loop's stack, weighted by the time since the last reading it stands for."""
+        previous, usage = readings
         start = current[0]
         seen = self._clock.observe(start)
         if seen.usage_before is None:

@@ -97,6 +97,55 @@ def test_a_gil_holding_call_through_testclient_is_named(project: Project) -> Non
     )
 
 
+def test_another_threads_collection_does_not_hide_a_worker_keeping_the_gil(
+    project: Project,
+) -> None:
+    # A full collection run by another thread can let the GIL go in a finalizer (a wait, a
+    # socket's close) for as long as the worker keeps it: the collection's wall time spans
+    # the worker's whole call, yet none of the call is the collection's.
+    project.app(GIL_APP)
+    project.tests(
+        """
+        import gc
+        import threading
+        import time
+
+        import pytest
+
+        class WaitsWhenCollected:
+            def __init__(self, waiting):
+                self.waiting = waiting
+                self.cycle = self
+
+            def __del__(self):
+                self.waiting.set()
+                time.sleep(2.5)
+
+        def collect(waiting):
+            WaitsWhenCollected(waiting)
+            gc.collect()
+
+        @pytest.mark.noblock
+        async def test_export(noblock_client):
+            waiting = threading.Event()
+            collector = threading.Thread(target=collect, args=(waiting,))
+            collector.start()
+            waiting.wait()
+            assert (await noblock_client.get("/export")).status_code == 200
+            collector.join()
+        """
+    )
+    result = project.run_subprocess()
+    result.assert_outcomes(failed=1)
+    line = line_of(GIL_APP, "json.dumps(BIG)")
+    result.stdout.fnmatch_lines(
+        [
+            f"noblock: GET /export held the event loop for * ms at app.py:{line} (budget 50 ms)",
+            "  handler   app:export  (in a worker thread, keeping the GIL)",
+        ]
+    )
+
+
 def test_every_hold_is_named_at_its_line_when_the_worker_ends_first(project: Project) -> None:
     # On 3.12 and 3.13 the worker often gets the GIL back before the watchdog and finishes
     # its whole call (or the test ends) before the watchdog looks: 1 hold in 4 was missed.
