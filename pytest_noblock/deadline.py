@@ -29,7 +29,8 @@ from .threadtime import now
 class Deadline(Protocol):
     def set(self, at: float) -> None:
         """Wake the waiter at `now()` time `at` (at once if that has passed); safe from any
-        thread, and it does not let the GIL go: two threads setting it cannot cross."""
+        thread. The kernel timer is set without letting the GIL go: the loop's push and the
+        watchdog's own setting cannot land in the other order than they were made."""
 
     def clear(self) -> None:
         """No wake-up until the next `set`."""

@@ -210,11 +210,11 @@ class Watchdog:
     def _pushed(self, at: float) -> None:
         """On the loop thread, as a segment starts: the next look is due a look-after from
         now. The usage read here is what a long segment's first look is measured from."""
-        if self._plan[0] <= at:
+        if self._plan[0] <= at or self._stopping.is_set():
             # Due already: the watchdog is up, or waits for the GIL, and plans the next look
             # itself. Moved now, its look would be measured against a deadline to come, and
             # a worker that kept the GIL all along would not show (the loop thread can get
-            # the GIL back first).
+            # the GIL back first). Stopped: a push that began as the watch ended.
             return
         self._clock.push_at = at + self._push_every_s
         self._last = (at, self._usage.remember(at))
