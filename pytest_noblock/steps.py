@@ -236,7 +236,7 @@ class GarbageCollectorTime:
                 if usage is not None and self._waited_before is not None:
                     took -= max(usage.waiting_s - self._waited_before, 0.0)
                 self.lost.add(self._started, max(took, 0.0), self._collector)
-                if _get_ident() == self._thread_ident:
+                if self._collector == self._thread_ident:
                     self.around_full(False, _now())
             self._started = None
 

@@ -224,8 +224,13 @@ class Watchdog:
         """On the loop thread: no look until the next push, unless one is due already."""
         if self._plan[0] <= at:
             return
-        self._plan = (math.inf, self._look_after_s)
+        self._disarm()
+
+    def _disarm(self) -> None:
+        # The timer first: a push between the two (from the loop, while the watchdog plans)
+        # still finds the deadline it woke for passed, and leaves the plan to the watchdog.
         self._deadline.clear()
+        self._plan = (math.inf, self._look_after_s)
 
     def _on_worker_busy(self) -> None:
         """On a worker thread as it begins a call for this loop: looks on a beat from now on.
@@ -270,8 +275,7 @@ class Watchdog:
             return
         # In this order: a segment that starts meanwhile either is seen here or pushes, and
         # a worker that begins a call either is seen here or wakes the watchdog itself.
-        self._deadline.clear()
-        self._plan = (math.inf, self._look_after_s)
+        self._disarm()
         self._clock.push_at = -math.inf
         if self._gil.any_busy():
             self._clock.push_at = math.inf

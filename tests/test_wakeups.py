@@ -14,7 +14,7 @@ from __future__ import annotations
 # Kept in sys.modules between in-process runs (see test_kinds.py).
 import fastapi  # noqa: F401
 import pytest
-from conftest import Project
+from conftest import Project, line_of
 
 APP = """
 import gc
@@ -39,7 +39,7 @@ async def sleep():
 @app.get("/collect-then-sleep")
 async def collect_then_sleep():
     gc.collect()
-    time.sleep(0.2)
+    time.sleep(0.25)
     return {}
 """
 
@@ -84,10 +84,8 @@ def test_in_a_portal_after_quick_requests_and_idling():
 """
 
 
-SLEEP_LINE = APP.lstrip("\n").splitlines().index("    time.sleep(0.2)") + 1
-COLLECT_THEN_SLEEP_LINE = (
-    APP.lstrip("\n").splitlines().index("    gc.collect()") + 2  # the sleep after it
-)
+SLEEP_LINE = line_of(APP, "time.sleep(0.2)")
+COLLECT_THEN_SLEEP_LINE = line_of(APP, "time.sleep(0.25)")
 
 
 @pytest.mark.parametrize("platform", ["linux", "macos"])
