@@ -41,25 +41,43 @@ NOTHING_WATCHED = (
 
 
 class _PortalLoop:
-    """The watch of one portal's loop, started and stopped on that loop's thread."""
+    """The watch of one portal's loop, started on that loop's thread.
+
+    Stopped from any thread where the loop is asyncio's own (see `stops_from_any_thread`);
+    a watch that was stopped before its start came round never starts.
+    """
 
     def __init__(self, watch: LoopWatch) -> None:
         self.watch = watch
         self.backend: str | None = None
         self._unrecord: Callable[[], None] = lambda: None
+        self._turns = threading.Lock()
+        self._ended = False
 
     def start(self) -> None:
-        if watchable_loop():
-            self.backend = "watched"
-            self.watch.start()
-            # An async test in strict mode: the app's calls on this loop are its too.
-            self._unrecord = strict_wrappers.record_here_too()
-        else:
-            self.backend = "other"
+        with self._turns:
+            if self._ended:
+                return
+            if watchable_loop():
+                self.backend = "watched"
+                self.watch.start()
+                # An async test in strict mode: the app's calls on this loop are its too.
+                self._unrecord = strict_wrappers.record_here_too()
+            else:
+                self.backend = "other"
+
+    @property
+    def stops_from_any_thread(self) -> bool:
+        """Not started, or on asyncio's own loop: nothing to undo on the loop's thread (an
+        adapter's instrument or task factory is)."""
+        with self._turns:
+            return self.backend != "watched" or self.watch.timed_by_asyncio
 
     def stop(self) -> None:
-        self._unrecord()
-        self.watch.stop()
+        with self._turns:
+            self._ended = True
+            self._unrecord()
+            self.watch.stop()
 
 
 class SyncWatch:
@@ -151,13 +169,20 @@ class SyncWatch:
         with self._start_portal(*args, **kwargs) as portal:
             loop = _PortalLoop(LoopWatch(self.settings, cpu_alarm=False))
             self._loops.append(loop)
+            # Not waited for: what the test sends the portal next is started after it, on the
+            # same loop, so the watch is on before the app runs. Each hand-over to the portal's
+            # thread costs the test a few tenths of a millisecond; a bare `TestClient(app)`
+            # starts a portal for every request.
+            started = portal.start_task_soon(loop.start)
             try:
-                portal.call(loop.start)
                 yield portal
+                if started.done():
+                    started.result()  # the watch's own failure, if it had one
             finally:
-                # On the loop's thread while it still runs; directly if the portal broke.
-                with contextlib.suppress(Exception):
-                    portal.call(loop.stop)
+                if not loop.stops_from_any_thread:
+                    # On the loop's thread while it still runs; directly if the portal broke.
+                    with contextlib.suppress(Exception):
+                        portal.call(loop.stop)
                 loop.stop()
 
 

@@ -65,6 +65,12 @@ class LoopWatch:
     def started(self) -> bool:
         return self._clock is not None
 
+    @property
+    def timed_by_asyncio(self) -> bool:
+        """Timed through asyncio's own `Handle._run`, with nothing attached to the loop
+        itself: then `stop` may run on any thread."""
+        return self._other_loop is None
+
     def start(self) -> None:
         ident = threading.get_ident()
         self._usage = ThreadUsage(ident, threading.get_native_id())
