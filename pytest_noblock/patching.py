@@ -146,7 +146,8 @@ class MethodPatch:
             # Put there over our wrapper (a module-scoped monkeypatch), which it saved and
             # may call: calling it from our wrapper would go round in a loop.
             self.original = self.real
-        self.wrapper = functools.wraps(self.real)(wrapper)
+        if self.wrapper is not wrapper:  # most patches install the same wrapper every test
+            self.wrapper = functools.wraps(self.real)(wrapper)
         setattr(self.owner, self.name, self.wrapper)
 
     def uninstall(self) -> None:

@@ -77,7 +77,9 @@ class LoopWatch:
         self._clock = StepClock(ident, self._usage, keep_over_s=self.settings.budget_s)
         steps.attach(self._clock, TEST_CODE)
         greenlets.watch(ident)
-        self._other_loop = running_loop()
+        # asyncio's own loop needs no adapter: asking each adapter costs a trio run's check
+        # (an exception raised and caught) on every watch.
+        self._other_loop = None if runs_on_asyncio_event_loop() else running_loop()
         if self._other_loop is not None:
             self._detach_loop = self._other_loop.attach(self._clock)
         # The alarm's handler runs on the main thread: it can only sample a loop there.

@@ -193,7 +193,7 @@ class Watchdog:
         """The test may end while the watchdog waits for the GIL a worker kept: the loop's
         thread can get it first and stop the watch before any tick saw that stretch."""
         at = now()
-        self._tick(at, self._tick_s, late_s=max(at - self._plan[0], 0.0))
+        self._tick(at, self._tick_s, late_s=max(at - self._plan[0], 0.0), last=True)
 
     def _look_promptly(self, wanted: bool) -> None:
         if wanted != self._prompt:
@@ -285,9 +285,10 @@ class Watchdog:
         if current is not None:
             self._arm(current[0] + self._look_after_s, self._look_after_s)
 
-    def _tick(self, at: float, planned_s: float, late_s: float) -> bool:
+    def _tick(self, at: float, planned_s: float, late_s: float, last: bool = False) -> bool:
         """One look; returns whether a worker thread is busy with this loop's request.
-        `late_s`: how long after it was due the look came (the GIL taken included)."""
+        `late_s`: how long after it was due the look came (the GIL taken included); `last`:
+        the watch's final look, which no later tick measures from."""
         last_at, previous = self._last
         since_last_tick = at - last_at
         workers = self._gil.look(late_s)
@@ -304,6 +305,10 @@ class Watchdog:
             looked = self._look_at_loop(current, late_s)
         # A busy machine keeps the watchdog from running too: not a hold of anyone's.
         busy = bool(workers)
+        if last and not busy and (current is None or at - current[0] < self._sample_after_s):
+            # Nothing for it to weigh (most tests end so): no usage to read, a few of the
+            # test's microseconds each.
+            return False
         own_wait = self._gil.own_wait(busy)
         usage = self._usage.remember(at)
         self._last = (at, usage)
