@@ -97,8 +97,6 @@ def kind_of_watch(request, monkeypatch):
         monkeypatch.setattr(watchdog.Watchdog, "start", start_never_looking)
     elif kind == "marked, no thread":
         monkeypatch.setattr(background, "start", lambda run: None)
-        # Nothing to wait for as the watch starts.
-        monkeypatch.setattr(watchdog, "PARK_TIMEOUT_S", 0.0)
 
 
 def pytest_sessionfinish(session):

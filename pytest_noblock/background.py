@@ -3,10 +3,11 @@
 `threading.Thread.start` waits until the new thread has run its bootstrap, and `join` until it
 is gone: hand-overs between threads of about a fifth of a millisecond each on a two-core
 machine, paid by every watched test (and by every request of a `TestClient` used without
-`with`, each on a loop of its own). A watchdog waits at its start only for what it needs (its
-thread parked, see `watchdog`), and once told to stop it touches nothing of the test's, so it
-may end while the test's fixtures are torn down. `join_stopped`, called after the teardown,
-makes sure it has: no thread of the plugin outlives the test.
+`with`, each on a loop of its own). A watchdog's start waits for nothing (its thread needs the
+GIL once before its first look is due, see `watchdog`), and once told to stop it touches
+nothing of the test's, so it may end while the test's fixtures are torn down.
+`join_stopped`, called after the teardown, makes sure it has: no thread of the plugin
+outlives the test.
 
 They are threads of `_thread`'s, not `threading`'s: the app and the user's fixtures do not
 find them in `threading.enumerate()` while they run, nor does `threading` keep any record

@@ -47,9 +47,6 @@ from .threadtime import ThreadUsage, Usage, now
 
 MAX_SAMPLES_PER_SEGMENT = 160
 
-# A watchdog that has not run after this long is starved: the loop goes on without waiting.
-PARK_TIMEOUT_S = 0.5
-
 # CPython's switch interval while a watchdog of a loop off the main thread is about to look.
 PROMPT_SWITCH_S = 0.0005
 
@@ -146,9 +143,6 @@ class Watchdog:
         # A tick and `stop` take turns: once stopped, the thread touches nothing.
         self._ticking = threading.Lock()
         self._thread: background.Joinable | None = None
-        # Released by the thread once it waits for its first tick.
-        self._parked = threading.Lock()
-        self._parked.acquire()
 
     def start(self, _thread_time: Callable[[], float] = time.thread_time) -> None:
         at = now()
@@ -162,10 +156,9 @@ class Watchdog:
         self._clock.hold_off = self._hold_off
         self._clock.push_at = at + self._push_every_s
         self._arm(at + self._look_after_s, self._look_after_s)
+        # Not waited for: it needs the GIL once, to reach its first wait, and gets it at the
+        # loop's next `select` (or after a switch interval) long before its first look is due.
         self._thread = background.start(self._run)
-        # Waited for: it takes the GIL now, while this thread lets it go, not later from a
-        # busy loop, which would keep it waiting a whole switch interval.
-        self._parked.acquire(timeout=PARK_TIMEOUT_S)
 
     def stop(self) -> None:
         """Safe from any thread. The last tick runs here, on the caller's thread: the
@@ -246,7 +239,6 @@ class Watchdog:
 
     def _run(self) -> None:
         self._gil.start()
-        self._parked.release()
         while True:
             self._deadline.wait()
             with self._ticking:
