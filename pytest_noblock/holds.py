@@ -90,9 +90,12 @@ def _analyse(segment: Segment, budget_s: float) -> Hold:
         deeper = site.deeper
         call_site = locate_call(site.frame, deeper[0] if deeper else None)
         # Where the call ended up inside libraries; an app frame there (a comprehension's
-        # own frame on 3.11, on the very line shown) is in the app stack already.
-        if deeper and deeper[-1].is_library:
-            landed = deeper[-1]
+        # own frame on 3.11, on the very line shown) is in the app stack already. Code made
+        # with exec ("<string>": SQLAlchemy's attribute setters) has no file to open: the
+        # frame that called it is named instead.
+        real = [frame for frame in deeper if frame.filename != "<string>"]
+        if real and real[-1].is_library:
+            landed = real[-1]
         hint = (
             KEPT_THE_GIL
             if segment.in_worker_thread

@@ -558,3 +558,37 @@ def test_fastapis_route_state_build_is_named_at_its_phase_the_same_every_time(
     result.stdout.fnmatch_lines(
         ["  phase     building FastAPI's route state (once per app): no line of the app's *"]
     )
+
+
+def test_a_hold_in_generated_code_does_not_land_in_a_file_nobody_can_open(
+    project: Project,
+) -> None:
+    # Code made with exec (SQLAlchemy's attribute setters, namedtuple's methods) has the file
+    # name "<string>": "landed in" names the nearest frame with a real file, or nothing.
+    spin = "def spin(n):\n    t = 0\n    for i in range(n):\n        t += i\n    return t"
+    project.app(
+        f"""
+        from fastapi import FastAPI
+
+        app = FastAPI()
+        generated = {{}}
+        exec({spin!r}, generated)
+
+        @app.get("/spin")
+        async def spin():
+            return {{"total": generated["spin"](6_000_000)}}
+        """
+    )
+    project.tests(
+        """
+        import pytest
+
+        @pytest.mark.noblock
+        async def test_spin(noblock_client):
+            assert (await noblock_client.get("/spin")).status_code == 200
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["  call      app.py:9 in spin"])
+    result.stdout.no_fnmatch_line("*landed in <string>*")
