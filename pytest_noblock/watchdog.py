@@ -285,19 +285,22 @@ class Watchdog:
         since_last_tick = at - last_at
         workers = self._gil.look(late_s)
         current = self._clock.current
+        # The open segment, when it has run long enough to be sampled.
+        long_one = (
+            current if current is not None and at - current[0] >= self._sample_after_s else None
+        )
         looked: Captured | None = None
         if (
             self._alarm is None
-            and current is not None
-            and at - current[0] >= self._sample_after_s
+            and long_one is not None
             and not self._clock.gc.collecting_everything
         ):
             # Before anything lets the GIL go: the look would land wherever the loop lets
             # it go next.
-            looked = self._look_at_loop(current, late_s)
+            looked = self._look_at_loop(long_one, late_s)
         # A busy machine keeps the watchdog from running too: not a hold of anyone's.
         busy = bool(workers)
-        if last and not busy and (current is None or at - current[0] < self._sample_after_s):
+        if last and not busy and long_one is None:
             # Nothing for it to weigh (most tests end so): no usage to read, a few of the
             # test's microseconds each.
             return False
@@ -314,8 +317,8 @@ class Watchdog:
         if self._alarm is None:
             # The next tick samples: it must find the loop where it is (see _PromptSwitch).
             self._look_promptly(current is not None and at - current[0] >= self._prompt_after_s)
-        if current is not None and at - current[0] >= self._sample_after_s:
-            self._sample(at, current, since_last_tick, planned_s, (previous, usage), looked)
+        if long_one is not None:
+            self._sample(at, long_one, since_last_tick, planned_s, (previous, usage), looked)
         return busy
 
     def _sample(
